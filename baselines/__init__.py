@@ -1,0 +1,1 @@
+"""Non-learned colorizers: floors every learned method must beat."""

@@ -1,0 +1,95 @@
+"""The framework-neutral colorizer protocol every model and baseline implements.
+
+Conventions, fixed for every plugin: numpy arrays, channel-last, float32, CIE Lab (D65).
+``L`` has shape ``(N, H, W)`` with values in [0, 100]; ``ab`` has shape ``(N, H, W, 2)`` in Lab
+units (roughly [-110, 110]). The host resizes L to the model's input size (``data.size``),
+upsamples the returned ab to the evaluation size and recombines it with the full-resolution L,
+identically for every plugin.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from harness.data.dataset import LabSet
+    from harness.progress import LossLog
+
+
+class PluginOptions(BaseModel):
+    """Base for a colorizer's options; unknown keys are rejected with the field named."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to train: whichever of epochs, steps or minutes runs out first."""
+
+    epochs: int | None = None
+    steps: int | None = None
+    minutes: float | None = None
+
+    def describe(self) -> str:
+        parts = [f"{v} {k}" for k, v in vars(self).items() if v is not None]
+        return ", ".join(parts) or "unbounded"
+
+
+@dataclass
+class FitContext:
+    """What the host hands a colorizer's ``fit``: device, seed, where to write, how to report.
+
+    ``model_dir`` holds the model's checkpoints and loss curve; when ``resume`` is true a
+    trainer continues from the last checkpoint found there instead of starting over.
+    """
+
+    device: str
+    seed: int
+    model_dir: Path
+    loss_log: LossLog
+    resume: bool = False
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness"))
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        path = self.model_dir / "checkpoints"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class Colorizer(abc.ABC):
+    """A colorization method. Subclass, declare ``Options``, register it through the hook."""
+
+    #: "torch", "keras" or "numpy"; shown by ``harness plugins`` and recorded in results.
+    framework: ClassVar[str] = "numpy"
+    #: Pydantic model of the options accepted under ``models[].options`` in a config.
+    Options: ClassVar[type[PluginOptions]] = PluginOptions
+
+    def __init__(self, options: PluginOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    @abc.abstractmethod
+    def fit(self, train: LabSet, val: LabSet | None, budget: Budget, ctx: FitContext) -> None:
+        """Train on the shared loader's samples within ``budget``; report losses to ctx."""
+
+    @abc.abstractmethod
+    def predict(self, L: np.ndarray) -> np.ndarray:
+        """Colorize: ``L`` (N, H, W) in [0, 100] -> ab (N, H, W, 2) in Lab units."""
+
+    def save(self, directory: Path) -> None:  # noqa: B027 - optional for stateless methods
+        """Write the trained state to ``directory`` in a safe format (no arbitrary pickles)."""
+
+    def load(self, directory: Path) -> None:  # noqa: B027 - optional for stateless methods
+        """Read back what :meth:`save` wrote."""
+
+    def extra_results(self, test: LabSet) -> dict[str, float]:
+        """Optional figures reported beside the metrics, e.g. a class branch's test accuracy."""
+        return {}

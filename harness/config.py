@@ -1,0 +1,238 @@
+"""Run configuration: YAML read safely, overridden with ``--set``, validated into typed objects."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.colorizer import Budget
+from harness.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BudgetConfig(_Strict):
+    """Training budget; training stops at whichever limit comes first."""
+
+    epochs: int | None = Field(None, ge=1)
+    steps: int | None = Field(None, ge=1)
+    minutes: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> BudgetConfig:
+        if self.epochs is None and self.steps is None and self.minutes is None:
+            raise ValueError("set at least one of epochs, steps or minutes")
+        return self
+
+    def to_budget(self) -> Budget:
+        return Budget(epochs=self.epochs, steps=self.steps, minutes=self.minutes)
+
+
+class DataConfig(_Strict):
+    """Where images come from and how the shared loader prepares them."""
+
+    source: str = "demo"
+    path: Path | None = None
+    size: int = Field(64, ge=8, multiple_of=8, description="model input and training crop size")
+    eval_size: int | None = Field(None, ge=8, description="cache and scoring size (>= size)")
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    val_fraction: float = Field(0.0, ge=0, lt=1)
+    grey_chroma: float = Field(5.0, ge=0, description="images with no pixel above it are grey")
+    include_grey: bool = False
+    max_images: int | None = Field(None, ge=2)
+    cache_dir: Path | None = None
+    workers: int = Field(2, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict, description="for third-party sources")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> DataConfig:
+        if self.eval_size is not None and self.eval_size < self.size:
+            raise ValueError(f"eval_size ({self.eval_size}) must be >= size ({self.size})")
+        return self
+
+    @property
+    def cache_size(self) -> int:
+        return self.eval_size or self.size
+
+
+class ModelConfig(_Strict):
+    """One model to train and score: a registered colorizer and its options."""
+
+    plugin: str
+    name: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    budget: BudgetConfig | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.plugin
+
+
+class ReportConfig(_Strict):
+    """What the comparison table and report show."""
+
+    reference: str | None = Field(None, description="model the others are tested against")
+    samples: int = Field(4, ge=0, description="test images in the sample grid")
+    bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for intervals")
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+
+class RunConfig(_Strict):
+    """A whole run: data, models, budget, metrics, extra plugins and report options."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = Field(default_factory=DataConfig)
+    models: list[ModelConfig] = Field(min_length=1)
+    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig(epochs=1))
+    metrics: Literal["all"] | list[str] = "all"
+    plugins: list[str] = Field(default_factory=list)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    output_dir: Path = Path("results")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        head, _, index = value.partition(":")
+        if head in ("auto", "cpu", "mps") and not index:
+            return value
+        if head == "cuda" and (not index or index.isdigit()):
+            return value
+        raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RunConfig:
+        labels = [m.label for m in self.models]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; give each a 'name' ({', '.join(dupes)})")
+        return self
+
+    def budget_for(self, model: ModelConfig) -> Budget:
+        return (model.budget or self.budget).to_budget()
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``X``, ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(model: type[BaseModel] | None, parts: tuple[Any, ...]) -> list[str]:
+    """The valid keys of the mapping that holds the last element of ``parts``."""
+    for part in parts[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        model = _submodel(field.annotation) if field else None
+    return list(model.model_fields) if model is not None else []
+
+
+def describe_validation_error(
+    exc: ValidationError, source: str, model: type[BaseModel], prefix: tuple[Any, ...] = ()
+) -> str:
+    """One paragraph naming the file, key path, bad value and what was expected."""
+    err = exc.errors()[0]
+    loc = prefix + tuple(err["loc"])
+    where = _loc(loc) or "(top level)"
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        valid = _fields_at(model, tuple(err["loc"]))
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        msg = f"{source}: unknown key '{where}'.{hint} Valid keys here: {', '.join(valid)}."
+    elif err["type"] == "missing":
+        msg = f"{source}: '{where}' is required but missing."
+    else:
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        msg = f"{source}: '{where}' = {shown} is invalid: {err['msg']}."
+    more = len(exc.errors()) - 1
+    return msg + (f" ({more} more problem{'s' * (more > 1)} after this one.)" if more else "")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b[0].c=value`` -> (["a", "b", "0", "c"], parsed YAML value)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set data.size=32")
+    path = key.strip().replace("[", ".").replace("]", "").split(".")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+    return path, value
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any, text: str) -> None:
+    """Set ``value`` at ``path`` inside the raw config mapping, creating mappings as needed."""
+    node: Any = data
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {text!r}: '{part}' is not an index of a {len(node)}-item"
+                                  f" list at '{'.'.join(path[:i])}'")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {text!r}: '{'.'.join(path[:i])}' is not a mapping or list")
+
+
+def load_config(path: Path | str, overrides: list[str] = ()) -> RunConfig:
+    """Read, override and validate a run config; every user error is a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: "
+                          f"{getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, "
+                          f"got {type(data).__name__}")
+    for item in overrides:
+        keys, value = parse_override(item)
+        apply_override(data, keys, value, item)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(path), RunConfig)) from None
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML, defaults filled in."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""The shared data loader: sources -> decode -> Lab cache -> splits -> torch / Keras adapters."""

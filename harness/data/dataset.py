@@ -1,0 +1,115 @@
+"""Deterministic splits and sample sets over the Lab cache, shared by every framework."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+class LabSet:
+    """The images of one split, read from the Lab cache.
+
+    With ``crop`` set (training), sample ``i`` of epoch ``e`` is a random ``crop`` x ``crop``
+    window, flipped left-right with probability 1/2, drawn from a generator seeded by
+    ``(seed, e, i)``: the same on every run, worker and resume. Without ``crop`` (evaluation)
+    it is the whole cached image. Arrays follow :mod:`harness.colorizer`'s conventions.
+    """
+
+    def __init__(
+        self,
+        lab: np.ndarray,
+        indices: Sequence[int],
+        names: Sequence[str],
+        labels: np.ndarray,
+        class_names: Sequence[str],
+        crop: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self._lab = lab
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.names = list(names)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.class_names = list(class_names)
+        self.crop = crop
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def has_labels(self) -> bool:
+        """True when every image has a class label (from class sub-folders)."""
+        return bool(self.class_names) and bool(len(self)) and bool((self.labels >= 0).all())
+
+    @property
+    def image_size(self) -> int:
+        return self.crop or self._lab.shape[1]
+
+    def sample(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``i``: ``L`` (H, W) and ``ab`` (H, W, 2), float32."""
+        lab = self._lab[self.indices[i]]
+        if self.crop is not None:
+            rng = np.random.default_rng((self.seed, epoch, int(i)))
+            size = lab.shape[0]
+            top, left = rng.integers(0, size - self.crop + 1, size=2)
+            lab = lab[top : top + self.crop, left : left + self.crop]
+            if rng.random() < 0.5:
+                lab = lab[:, ::-1]
+        lab = np.asarray(lab, dtype=np.float32)
+        return lab[..., 0], lab[..., 1:]
+
+    def batch(self, items: Sequence[int], epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Stacked samples: ``L`` (B, H, W), ``ab`` (B, H, W, 2)."""
+        pairs = [self.sample(int(i), epoch) for i in items]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    def order(self, epoch: int, shuffle: bool) -> np.ndarray:
+        """Sample order of an epoch: a seeded permutation when shuffling."""
+        if not shuffle:
+            return np.arange(len(self))
+        return np.random.default_rng((self.seed, epoch, 7919)).permutation(len(self))
+
+    def iter_batches(
+        self, batch_size: int, epoch: int = 0, shuffle: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield ``(L, ab, labels)`` batches over one epoch."""
+        order = self.order(epoch, shuffle)
+        for start in range(0, len(order), batch_size):
+            items = order[start : start + batch_size]
+            L, ab = self.batch(items, epoch)
+            yield L, ab, self.labels[items]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every sample of epoch 0 stacked: ``L`` (N, H, W), ``ab`` (N, H, W, 2)."""
+        return self.batch(range(len(self)))
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return max(1, math.ceil(len(self) / batch_size))
+
+    def torch_loader(self, batch_size: int, shuffle: bool = True, **kwargs):
+        """A ``torch.utils.data.DataLoader`` over this set (see :mod:`harness.data.adapters`)."""
+        from harness.data.adapters import torch_loader
+
+        return torch_loader(self, batch_size, shuffle=shuffle, **kwargs)
+
+    def keras_dataset(self, batch_size: int, shuffle: bool = True, **kwargs):
+        """A ``keras.utils.PyDataset`` over this set (see :mod:`harness.data.adapters`)."""
+        from harness.data.adapters import keras_dataset
+
+        return keras_dataset(self, batch_size, shuffle=shuffle, **kwargs)
+
+
+def split_groups(groups: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """Pick the held-out groups: a seeded shuffle of the distinct groups, ``fraction`` of them.
+
+    At least one group is held out and at least one kept whenever there are two or more.
+    """
+    distinct = sorted(set(groups))
+    if len(distinct) < 2:
+        return set()
+    rng = np.random.default_rng(seed)
+    shuffled = [distinct[i] for i in rng.permutation(len(distinct))]
+    n = min(len(distinct) - 1, max(1, round(fraction * len(distinct))))
+    return set(shuffled[:n])

@@ -1,0 +1,95 @@
+"""The shared loader's entry point: list, decode, cache, exclude, split; write the data report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.config import DataConfig
+from harness.data.cache import build_cache, default_cache_root
+from harness.data.dataset import LabSet, split_groups
+from harness.data.sources import ImageSource
+from harness.errors import DataError
+from harness.plugins import Registry
+from harness.progress import Progress
+
+
+@dataclass
+class Splits:
+    """Train (random crops), validation and test (whole images) sets, and the data report."""
+
+    train: LabSet
+    val: LabSet | None
+    test: LabSet
+    train_full: LabSet
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def list_sources(cfg: DataConfig, registry: Registry, seed: int) -> list[ImageSource]:
+    """The images the configured source offers, capped at ``max_images`` by a seeded draw."""
+    factory = registry.get("dataset", cfg.source).obj
+    options = {**cfg.options, "path": cfg.path}
+    sources = list(factory(options))
+    if not sources:
+        raise DataError(f"data.source={cfg.source}: the source offered no images"
+                        + (f" under {cfg.path}" if cfg.path else ""))
+    if cfg.max_images and len(sources) > cfg.max_images:
+        keep = np.sort(np.random.default_rng(seed).choice(len(sources), cfg.max_images,
+                                                          replace=False))
+        sources = [sources[i] for i in keep]
+    return sources
+
+
+def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
+    """Everything the models and the scorer read, from one cache, split by source image."""
+    sources = list_sources(cfg, registry, seed)
+    root = cfg.cache_dir or default_cache_root()
+    with Progress(len(sources), "decoding images", unit="img") as bar:
+        cache = build_cache(sources, cfg.cache_size, root, progress=bar.update,
+                            workers=cfg.workers)
+    grey = [] if cfg.include_grey else [
+        s.name for s, c in zip(cache.sources, cache.max_chroma) if c <= cfg.grey_chroma]
+    usable = [i for i, s in enumerate(cache.sources) if s.name not in set(grey)]
+    report: dict[str, Any] = {
+        "source": cfg.source, "path": str(cfg.path) if cfg.path else None,
+        "found": len(sources), "decoded": len(cache.sources), "used": len(usable),
+        "skipped": cache.skipped, "grey_excluded": grey, "grey_chroma": cfg.grey_chroma,
+        "cache": {"directory": str(cache.directory), "reused": cache.reused,
+                  "size": cfg.cache_size},
+    }
+    if len(usable) < 2:
+        where = f" under {cfg.path}" if cfg.path else ""
+        raise DataError(f"data.source={cfg.source}{where}: {len(usable)} usable colour image(s) "
+                        f"of {len(sources)} found; need at least 2 (see skipped/grey in the "
+                        f"data report)")
+    srcs = [cache.sources[i] for i in usable]
+    class_names = sorted({s.label for s in srcs if s.label is not None})
+    labels = np.array([class_names.index(s.label) if s.label is not None else -1 for s in srcs])
+    groups = [s.group or s.name for s in srcs]
+    if any(s.split for s in srcs):
+        test_mask = np.array([s.split == "test" for s in srcs])
+        if test_mask.all() or not test_mask.any():
+            raise DataError(f"data.path {cfg.path}: a fixed split needs images in both "
+                            "seg_train/ and seg_test/")
+    else:
+        held = split_groups(groups, cfg.test_fraction, seed)
+        test_mask = np.array([g in held for g in groups])
+    train_idx = np.flatnonzero(~test_mask)
+    val_groups = split_groups([groups[i] for i in train_idx], cfg.val_fraction, seed + 1) \
+        if cfg.val_fraction > 0 else set()
+    val_idx = np.array([i for i in train_idx if groups[i] in val_groups], dtype=np.int64)
+    train_idx = np.array([i for i in train_idx if groups[i] not in val_groups], dtype=np.int64)
+    test_idx = np.flatnonzero(test_mask)
+
+    def subset(idx: np.ndarray, crop: int | None) -> LabSet:
+        return LabSet(cache.lab, np.asarray(usable)[idx], [srcs[i].name for i in idx],
+                      labels[idx], class_names, crop=crop, seed=seed)
+
+    report["splits"] = {"train": len(train_idx), "val": len(val_idx), "test": len(test_idx)}
+    report["test_images"] = [srcs[i].name for i in test_idx]
+    report["classes"] = class_names
+    val = subset(val_idx, None) if len(val_idx) else None
+    return Splits(train=subset(train_idx, cfg.size), val=val, test=subset(test_idx, None),
+                  train_full=subset(train_idx, None), report=report)

@@ -1,0 +1,103 @@
+"""Built-in data sources: an image folder and the demo photos bundled with installed packages."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+from harness.hookspecs import hookimpl
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+#: Intel Image Classification layout: these top-level folders fix the split.
+SPLIT_FOLDERS = {"seg_train": "train", "seg_test": "test"}
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One image a source offers.
+
+    ``name`` identifies it in reports; ``group`` keeps related files (a stereo pair) on one
+    side of the split; ``split`` is "train" or "test" when the source fixes it, else None.
+    """
+
+    path: Path
+    name: str
+    label: str | None = None
+    group: str | None = None
+    split: str | None = None
+
+
+def folder_source(options: Mapping[str, Any]) -> list[ImageSource]:
+    """Every image file under ``path``, recursively; class sub-folders become labels.
+
+    The first folder level below ``path`` (or below ``seg_train``/``seg_test``) is the class
+    label when images sit in sub-folders. Files are listed by suffix; whether they decode is
+    the loader's business, so broken files are reported, not silently dropped here.
+    """
+    raw = options.get("path")
+    if not raw:
+        raise DataError("data.path: the 'folder' source needs a path to a folder of images")
+    root = Path(raw).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.path: {root} does not exist or is not a folder")
+    items = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        parts = path.relative_to(root).parts
+        split = SPLIT_FOLDERS.get(parts[0]) if len(parts) > 1 else None
+        folders = parts[1:-1] if split else parts[:-1]
+        label = folders[0] if folders else None
+        items.append(ImageSource(path, "/".join(parts), label=label, split=split))
+    if not items:
+        raise DataError(f"data.path: no image files found under {root}")
+    return items
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    return path if path.is_file() else None
+
+
+#: (name, group, package, path inside the package): only these bundled files, never a download.
+DEMO_FILES = (
+    ("astronaut", "astronaut", "skimage", ("data", "astronaut.png")),
+    ("chelsea", "chelsea", "skimage", ("data", "chelsea.png")),
+    ("coffee", "coffee", "skimage", ("data", "coffee.png")),
+    ("rocket", "rocket", "skimage", ("data", "rocket.jpg")),
+    ("motorcycle_left", "stereo_motorcycle", "skimage", ("data", "motorcycle_left.png")),
+    ("motorcycle_right", "stereo_motorcycle", "skimage", ("data", "motorcycle_right.png")),
+    ("china", "china", "sklearn", ("datasets", "images", "china.jpg")),
+    ("flower", "flower", "sklearn", ("datasets", "images", "flower.jpg")),
+    ("grace_hopper", "grace_hopper", "matplotlib", ("mpl-data", "sample_data", "grace_hopper.jpg")),
+)
+
+
+def demo_source(options: Mapping[str, Any]) -> list[ImageSource]:
+    """The colour photos bundled in scikit-image, scikit-learn and matplotlib (offline).
+
+    The stereo motorcycle pair is one group, so its two views never straddle the split.
+    """
+    items = []
+    for name, group, package, parts in DEMO_FILES:
+        path = _package_file(package, *parts)
+        if path is not None:
+            items.append(ImageSource(path, name, group=group))
+    if not items:
+        raise DataError("data.source=demo: none of the bundled demo photos are installed")
+    return items
+
+
+@hookimpl
+def harness_register_datasets(register):
+    register("folder", folder_source, summary="Images under data.path; sub-folders are labels")
+    register("demo", demo_source, summary="Nine bundled photos (scikit-image, sklearn, mpl)")

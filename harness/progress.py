@@ -1,0 +1,89 @@
+"""Progress bars (plain lines when not on a terminal) and the per-model loss log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from harness.atomic import write_text
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise a plain line every 10% (or 30 s)."""
+
+    def __init__(self, total: int | None, desc: str, unit: str = "it") -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.count, self._postfix = 0, ""
+        self._start = self._last_line = time.monotonic()
+        self._next_pct = 10
+        self._bar = tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True) \
+            if sys.stderr.isatty() else None
+
+    def update(self, n: int = 1, **postfix: float | str) -> None:
+        self.count += n
+        if postfix:
+            self._postfix = " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in postfix.items()
+            )
+        if self._bar is not None:
+            if postfix:
+                self._bar.set_postfix_str(self._postfix, refresh=False)
+            self._bar.update(n)
+            return
+        now = time.monotonic()
+        pct = 100 * self.count / self.total if self.total else 0
+        if pct >= self._next_pct or now - self._last_line > 30 or self.count == self.total:
+            self._next_pct = (math.floor(pct / 10) + 1) * 10
+            self._last_line = now
+            of = f"/{self.total}" if self.total else ""
+            print(f"{self.desc}: {self.count}{of} {self.unit} {self._postfix}".rstrip(),
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class LossLog:
+    """Training curve of one model: rows of step, epoch, loss, images/s and elapsed seconds.
+
+    Written to ``loss.csv`` atomically at each checkpoint, and truncated to the checkpoint's
+    step on resume so the curve never holds steps that were redone.
+    """
+
+    path: Path
+    rows: list[dict[str, float]] = field(default_factory=list)
+    FIELDS = ("step", "epoch", "loss", "images_per_s", "seconds")
+
+    def append(self, step: int, epoch: int, loss: float, images_per_s: float,
+               seconds: float) -> None:
+        self.rows.append({"step": step, "epoch": epoch, "loss": loss,
+                          "images_per_s": images_per_s, "seconds": seconds})
+
+    def flush(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.FIELDS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.path, buf.getvalue())
+
+    def resume_at(self, step: int) -> None:
+        """Load the curve written so far, keeping rows up to ``step``."""
+        if self.path.exists():
+            with self.path.open(newline="") as f:
+                self.rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)
+                             if float(row["step"]) <= step]

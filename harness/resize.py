@@ -1,0 +1,27 @@
+"""The host's resizing, identical for every plugin: antialiased L down, bilinear ab up."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _resize(x: np.ndarray, size: int, antialias: bool) -> np.ndarray:
+    """(N, H, W, C) -> (N, size, size, C) bilinear, float32."""
+    if x.shape[1] == size and x.shape[2] == size:
+        return np.asarray(x, dtype=np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(0, 3, 1, 2)
+    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False,
+                        antialias=antialias)
+    return out.permute(0, 2, 3, 1).numpy()
+
+
+def resize_l(L: np.ndarray, size: int) -> np.ndarray:
+    """L (N, H, W) -> (N, size, size), antialiased when shrinking."""
+    return _resize(L[..., None], size, antialias=True)[..., 0]
+
+
+def resize_ab(ab: np.ndarray, size: int) -> np.ndarray:
+    """ab (N, h, w, 2) -> (N, size, size, 2), bilinear (as Zhang et al. upsample theirs)."""
+    return _resize(ab, size, antialias=False)

@@ -1,0 +1,230 @@
+"""One benchmark run: data, then per model fit -> save -> colorize -> score, then the table.
+
+Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
+
+    config.yaml          the resolved config         environment.json   versions, device, git
+    data_report.json     counts, skipped files, split
+    models/<model>/      status.json, log.txt, loss.csv, checkpoints/, weights/,
+                         pred_ab.npy (test predictions), scores.npz (per-image metric rows)
+    per_image.csv  summary.csv  table.md  samples.png
+
+``--resume`` reuses the directory: finished models are skipped, unfinished ones continue from
+their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.atomic import write_json, write_text, write_with
+from harness.color import PriorAccumulator, zhang313
+from harness.colorizer import Colorizer, FitContext
+from harness.config import ModelConfig, RunConfig, dump_config
+from harness.data.loader import Splits, load_splits
+from harness.environment import environment, resolve_device
+from harness.errors import ConfigError, ExitCode, TrainingDiverged
+from harness.metrics import Metric, ScoringContext
+from harness.metrics.engine import GROUND_TRUTH, compute_rows
+from harness.plugins import Registry
+from harness.progress import LossLog, Progress
+from harness.resize import resize_ab, resize_l
+from harness.table import write_tables
+
+log = logging.getLogger("harness")
+
+
+@dataclass
+class Model:
+    """A configured model: its label, plugin entry and validated options."""
+
+    config: ModelConfig
+    cls: type[Colorizer]
+    options: object
+
+    @property
+    def label(self) -> str:
+        return self.config.label
+
+
+def resolve_models(cfg: RunConfig, registry: Registry) -> list[Model]:
+    """Look up every model's plugin and validate its options, naming the config key on error."""
+    from pydantic import ValidationError
+
+    from harness.config import describe_validation_error
+
+    models = []
+    for i, mc in enumerate(cfg.models):
+        try:
+            entry = registry.get("colorizer", mc.plugin)
+        except Exception as exc:
+            raise ConfigError(f"models[{i}].plugin: {exc}") from None
+        try:
+            options = entry.obj.Options.model_validate(mc.options)
+        except ValidationError as exc:
+            message = describe_validation_error(exc, f"models[{i}] ({mc.plugin})",
+                                                entry.obj.Options, ("models", i, "options"))
+            raise ConfigError(message) from None
+        models.append(Model(mc, entry.obj, options))
+    return models
+
+
+def resolve_metrics(cfg: RunConfig, registry: Registry) -> list[Metric]:
+    names = registry.names("metric") if cfg.metrics == "all" else cfg.metrics
+    out = []
+    for i, name in enumerate(names):
+        try:
+            out.append(registry.get("metric", name).obj)
+        except Exception as exc:
+            raise ConfigError(f"metrics[{i}]: {exc}") from None
+    return out
+
+
+def new_run_dir(cfg: RunConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = cfg.output_dir / f"{cfg.name}-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = cfg.output_dir / f"{cfg.name}-{stamp}-{suffix}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _status(model_dir: Path) -> dict:
+    path = model_dir / "status.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _scoring_context(splits: Splits, device: str) -> ScoringContext:
+    bins = zhang313()
+    acc = PriorAccumulator(bins)
+    for _, ab, _ in splits.train_full.iter_batches(16):
+        acc.add(ab)
+    return ScoringContext(bins=bins, prior=acc.prior(), device=device)
+
+
+def colorize(model: Colorizer, L_eval: np.ndarray, size: int, batch_size: int = 16) -> np.ndarray:
+    """The fair protocol: L resized to the model's input size, ab upsampled back to L's size."""
+    out = np.empty((*L_eval.shape, 2), dtype=np.float32)
+    for start in range(0, len(L_eval), batch_size):
+        chunk = L_eval[start : start + batch_size]
+        ab = np.asarray(model.predict(resize_l(chunk, size)), dtype=np.float32)
+        if ab.shape != (len(chunk), size, size, 2):
+            raise ValueError(f"predict returned ab of shape {ab.shape}; expected "
+                             f"{(len(chunk), size, size, 2)}")
+        out[start : start + len(chunk)] = resize_ab(ab, L_eval.shape[1])
+    return out
+
+
+class _ModelLog:
+    """Send the harness logger to the model's log.txt while it runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+
+    def __enter__(self) -> None:
+        log.addHandler(self.handler)
+
+    def __exit__(self, *exc: object) -> None:
+        log.removeHandler(self.handler)
+        self.handler.close()
+
+
+def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
+              metrics: list[Metric], run_dir: Path, device: str, resume: bool) -> dict:
+    """Fit, save, colorize and score one model; failures become a status, never an exception."""
+    model_dir = run_dir / "models" / model.label
+    model_dir.mkdir(parents=True, exist_ok=True)
+    status = {"model": model.label, "plugin": model.config.plugin, "status": "running",
+              "started": dt.datetime.now().isoformat(timespec="seconds")}
+    write_json(model_dir / "status.json", status)
+    t0 = time.monotonic()
+    with _ModelLog(model_dir / "log.txt"):
+        try:
+            colorizer = model.cls(model.options)
+            budget = cfg.budget_for(model.config)
+            ctx = FitContext(device=device, seed=cfg.seed, model_dir=model_dir,
+                             loss_log=LossLog(model_dir / "loss.csv"), resume=resume)
+            log.info("fitting %s (%s) on %d images, budget %s, device %s", model.label,
+                     model.config.plugin, len(splits.train), budget.describe(), device)
+            colorizer.fit(splits.train, splits.val, budget, ctx)
+            fit_seconds = time.monotonic() - t0
+            weights = model_dir / "weights"
+            weights.mkdir(exist_ok=True)
+            colorizer.save(weights)
+            L, ab_true = splits.test.arrays()
+            ab_pred = colorize(colorizer, L, cfg.data.size)
+            write_with(model_dir / "pred_ab.npy", lambda p: np.save(p, ab_pred))
+            with Progress(len(L), f"scoring {model.label}", unit="img") as bar:
+                rows = compute_rows(metrics, L, ab_pred, ab_true, context, progress=bar.update)
+            _save_rows(model_dir, rows)
+            status.update(status="done", fit_seconds=round(fit_seconds, 2),
+                          seconds=round(time.monotonic() - t0, 2),
+                          extra=colorizer.extra_results(splits.test))
+        except TrainingDiverged as exc:
+            status.update(status="failed", error=f"training diverged: {exc}")
+            log.error("%s: %s", model.label, status["error"])
+        except Exception as exc:  # one model's bug must not sink the others
+            status.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            log.error("%s failed:\n%s", model.label, traceback.format_exc())
+    write_json(model_dir / "status.json", status)
+    return status
+
+
+def _save_rows(model_dir: Path, rows: dict[str, np.ndarray | str]) -> None:
+    arrays = {k: v for k, v in rows.items() if isinstance(v, np.ndarray)}
+    write_with(model_dir / "scores.npz", lambda p: np.savez(p, **arrays))
+    write_json(model_dir / "unavailable.json",
+               {k: v for k, v in rows.items() if isinstance(v, str)})
+
+
+def load_rows(model_dir: Path) -> dict[str, np.ndarray | str]:
+    """The per-image metric rows a finished model left in its directory."""
+    with np.load(model_dir / "scores.npz", allow_pickle=False) as npz:
+        rows: dict[str, np.ndarray | str] = {k: npz[k] for k in npz.files}
+    rows.update(json.loads((model_dir / "unavailable.json").read_text()))
+    return rows
+
+
+def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> tuple[Path, int]:
+    """Run (or resume, when ``run_dir`` is given) the whole benchmark; return dir and exit code."""
+    models = resolve_models(cfg, registry)
+    metrics = resolve_metrics(cfg, registry)
+    resume = run_dir is not None
+    run_dir = run_dir or new_run_dir(cfg)
+    device = resolve_device(cfg.device)
+    write_text(run_dir / "config.yaml", dump_config(cfg))
+    write_json(run_dir / "environment.json", environment(registry, device))
+    splits = load_splits(cfg.data, registry, cfg.seed)
+    write_json(run_dir / "data_report.json", splits.report)
+    log.info("data: %(used)d images used of %(found)d found", splits.report)
+    context = _scoring_context(splits, device)
+
+    statuses = {}
+    for model in models:
+        model_dir = run_dir / "models" / model.label
+        previous = _status(model_dir)
+        if resume and previous.get("status") == "done":
+            log.info("%s: finished in the earlier run, skipped", model.label)
+            statuses[model.label] = previous
+            continue
+        statuses[model.label] = run_model(model, cfg, splits, context, metrics, run_dir,
+                                          device, resume=resume and bool(previous))
+    L, ab_true = splits.test.arrays()
+    rows = {m.label: load_rows(run_dir / "models" / m.label) for m in models
+            if statuses[m.label]["status"] == "done"}
+    descriptive = [m for m in metrics if m.higher_is_better is None]
+    if descriptive:
+        rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, context)
+    write_tables(run_dir, cfg, metrics, rows, statuses, splits)
+    failed = [name for name, s in statuses.items() if s["status"] != "done"]
+    return run_dir, ExitCode.MODEL_FAILED if failed else ExitCode.OK
