@@ -150,8 +150,11 @@ def _fields_at(model: type[BaseModel] | None, parts: tuple[Any, ...]) -> list[st
 def describe_validation_error(
     exc: ValidationError, source: str, model: type[BaseModel], prefix: tuple[Any, ...] = ()
 ) -> str:
-    """One paragraph naming the file, key path, bad value and what was expected."""
-    err = exc.errors()[0]
+    """One paragraph naming the file, key path, bad value and what was expected.
+
+    A typo shows up as both an unknown key and a missing one; the unknown key is reported.
+    """
+    err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = prefix + tuple(err["loc"])
     where = _loc(loc) or "(top level)"
     value = err.get("input")

@@ -65,7 +65,9 @@ def resolve_models(cfg: RunConfig, registry: Registry) -> list[Model]:
         try:
             entry = registry.get("colorizer", mc.plugin)
         except Exception as exc:
-            raise ConfigError(f"models[{i}].plugin: {exc}") from None
+            failed = ", ".join(f.provider.module for f in registry.failures)
+            hint = f" (plugins that failed to load: {failed})" if failed else ""
+            raise ConfigError(f"models[{i}].plugin: {exc}{hint}") from None
         try:
             options = entry.obj.Options.model_validate(mc.options)
         except ValidationError as exc:
