@@ -4,6 +4,7 @@ Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
 
     config.yaml          the resolved config         environment.json   versions, device, git
     data_report.json     counts, skipped files, split
+    test_lab.npy         the test images in Lab at the evaluation size (N, E, E, 3)
     models/<model>/      status.json, log.txt, loss.csv, checkpoints/, weights/,
                          pred_ab.npy (test predictions), scores.npz (per-image metric rows)
     per_image.csv  summary.csv  table.md  samples.png
@@ -197,6 +198,25 @@ def load_rows(model_dir: Path) -> dict[str, np.ndarray | str]:
     return rows
 
 
+def load_trained(run_dir: Path, model: str, registry: Registry | None = None) -> Colorizer:
+    """The colorizer ``model`` of a finished run, rebuilt from its config and saved weights."""
+    from harness.config import load_config
+    from harness.errors import HarnessError
+    from harness.plugins import get_plugin_manager
+
+    cfg = load_config(run_dir / "config.yaml")
+    registry = registry or get_plugin_manager(cfg.plugins)
+    chosen = next((m for m in resolve_models(cfg, registry) if m.label == model), None)
+    if chosen is None:
+        names = ", ".join(m.label for m in cfg.models)
+        raise HarnessError(f"--model {model}: not in {run_dir}; models there: {names}")
+    if _status(run_dir / "models" / model).get("status") != "done":
+        raise HarnessError(f"--model {model}: did not finish in {run_dir} (see its status.json)")
+    colorizer = chosen.cls(chosen.options)
+    colorizer.load(run_dir / "models" / model / "weights")
+    return colorizer
+
+
 def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> tuple[Path, int]:
     """Run (or resume, when ``run_dir`` is given) the whole benchmark; return dir and exit code."""
     models = resolve_models(cfg, registry)
@@ -208,6 +228,9 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     write_json(run_dir / "environment.json", environment(registry, device))
     splits = load_splits(cfg.data, registry, cfg.seed)
     write_json(run_dir / "data_report.json", splits.report)
+    L, ab_true = splits.test.arrays()
+    write_with(run_dir / "test_lab.npy",
+               lambda p: np.save(p, np.concatenate([L[..., None], ab_true], axis=-1)))
     log.info("data: %(used)d images used of %(found)d found", splits.report)
     context = _scoring_context(splits, device)
 
@@ -221,7 +244,6 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
             continue
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run_dir,
                                           device, resume=resume and bool(previous))
-    L, ab_true = splits.test.arrays()
     rows = {m.label: load_rows(run_dir / "models" / m.label) for m in models
             if statuses[m.label]["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
