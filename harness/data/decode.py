@@ -24,7 +24,7 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
             top = 65535.0 if arr.max(initial=0) > 255 else 255.0
         grey = np.clip(arr / top, 0.0, 1.0)
         return np.repeat(grey[..., None], 3, axis=2)
-    if img.mode == "P" and "transparency" in img.info:
+    if img.mode in ("P", "L", "RGB") and "transparency" in img.info:  # tRNS colour key too
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
@@ -52,6 +52,17 @@ def _resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
 
 def load_rgb(path: Path, size: int) -> np.ndarray:
     """Decode ``path`` to a (size, size, 3) float32 sRGB square, or raise UnreadableImage."""
+    rgb = decode_rgb(path)
+    if min(rgb.shape[:2]) < 8:
+        raise UnreadableImage(f"too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
+    return _resize_square(rgb, size)
+
+
+def decode_rgb(path: Path) -> np.ndarray:
+    """Decode ``path`` at full resolution to (H, W, 3) float32 sRGB, or raise UnreadableImage.
+
+    Values in [0, 1], EXIF orientation applied, every PIL mode converted (see `_to_float_rgb`).
+    """
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("empty file (0 bytes)")
@@ -63,8 +74,8 @@ def load_rgb(path: Path, size: int) -> np.ndarray:
         raise
     except UnidentifiedImageError:
         raise UnreadableImage("not a recognised image format") from None
+    except Image.DecompressionBombError as exc:  # also what a corrupt size field looks like
+        raise UnreadableImage(f"too large: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise UnreadableImage(f"cannot decode: {exc}") from None
-    if min(rgb.shape[:2]) < 8:
-        raise UnreadableImage(f"too small ({rgb.shape[1]}x{rgb.shape[0]} pixels)")
-    return _resize_square(rgb, size)
+    return rgb

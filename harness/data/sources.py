@@ -14,8 +14,10 @@ from harness.hookspecs import hookimpl
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
-#: Intel Image Classification layout: these top-level folders fix the split.
+#: Intel Image Classification layout: these top-level folders fix the split. Kaggle's archive
+#: nests them (``seg_train/seg_train/<class>``) and adds an unlabelled ``seg_pred/``, left out.
 SPLIT_FOLDERS = {"seg_train": "train", "seg_test": "test"}
+UNLABELLED_FOLDERS = frozenset({"seg_pred"})
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,12 @@ def folder_source(options: Mapping[str, Any]) -> list[ImageSource]:
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         parts = path.relative_to(root).parts
+        if len(parts) > 1 and parts[0] in UNLABELLED_FOLDERS:
+            continue
         split = SPLIT_FOLDERS.get(parts[0]) if len(parts) > 1 else None
         folders = parts[1:-1] if split else parts[:-1]
+        if split and folders and folders[0] == parts[0]:  # seg_train/seg_train/<class>
+            folders = folders[1:]
         label = folders[0] if folders else None
         items.append(ImageSource(path, "/".join(parts), label=label, split=split))
     if not items:
