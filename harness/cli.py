@@ -11,6 +11,7 @@ import click
 
 from harness import __version__
 from harness.errors import ExitCode, HarnessError
+from harness.study.cli import study
 
 
 def _fail(exc: HarnessError) -> None:
@@ -91,3 +92,87 @@ def plugins(as_json: bool) -> None:
         click.echo(f"{r['name']:<{widths['name']}}  {r['kind']:<{widths['kind']}}  "
                    f"{r['framework']:<{widths['framework']}}  "
                    f"{r['distribution']} {r['version']}  {r['summary']}")
+
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...",
+                type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "formats", multiple=True, default=("html", "md"), show_default=True,
+              type=click.Choice(["html", "md", "csv", "latex"]),
+              help="Output format; repeat for several.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Output folder [default: the run's folder for one run; "
+                   "<their parent>/report-<timestamp> for several].")
+@click.option("--samples", "max_samples", default=24, show_default=True, type=click.IntRange(0),
+              help="Test images per run in the sample grid (pages of four).")
+@click.option("--title", help="Report title [default: from the configs' names].")
+def report(run_dirs: tuple[Path, ...], formats: tuple[str, ...], out: Path | None,
+           max_samples: int, title: str | None) -> None:
+    """Compare finished runs: HTML, Markdown, CSV or LaTeX tables and figures.
+
+    Several runs (e.g. seeds, or jobs from other machines) give one row per run and model and
+    a table of each model's mean and spread across runs. A folder holding runs (results/)
+    stands for every run in it.
+
+    \b
+    Examples:
+      harness report results/all-20261121-101500
+      harness report results/all-2026112*-* --out merged/ --format html --format latex
+    """
+    from harness.report.build import build_report
+
+    written = build_report(run_dirs, out, formats=formats, max_samples=max_samples, title=title)
+    main_files = [p for p in written if p.parent.name != "figures"]
+    for path in main_files:
+        click.echo(f"wrote {path}")
+    figures = len(written) - len(main_files)
+    if figures:
+        click.echo(f"wrote {figures} figure(s) in {main_files[0].parent / 'figures'}")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...",
+                type=click.Path(path_type=Path))
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="A finished run directory holding the trained model.")
+@click.option("--model", required=True, help="The model's name in that run.")
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for the colorized PNGs (created).")
+def colorize(inputs: tuple[Path, ...], run_dir: Path, model: str, out: Path) -> None:
+    """Colorize your own photos or folders (recursive) with a trained model, at full resolution.
+
+    Each INPUT's luminance is colorized (colour photos too) and written as OUT/<name>.png;
+    folders keep their sub-folder structure. Unreadable files are reported and skipped.
+    Exit 0 when at least one image was written.
+
+    \b
+    Example:
+      harness colorize --run results/all-20261121-101500 --model zhang photos/ --out col/
+    """
+    from harness.colorize import colorize_files, find_inputs
+    from harness.config import load_config
+    from harness.errors import ConfigError
+    from harness.progress import Progress
+    from harness.run import load_trained
+
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"--run {run_dir}: not a run directory (no config.yaml)")
+    size = load_config(run_dir / "config.yaml").data.size
+    jobs = find_inputs(inputs, out)
+    if not jobs:
+        raise HarnessError(f"no image files in {', '.join(map(str, inputs))} (looked for "
+                           f"image suffixes, recursively)")
+    colorizer = load_trained(run_dir, model)
+    with Progress(len(jobs), f"colorizing with {model}", unit="img") as bar:
+        colorize_files(colorizer, size, jobs, out, progress=bar.update)
+    failed = [j for j in jobs if j.error]
+    for job in failed:
+        click.echo(f"could not colorize {job.source}: {job.error}", err=True)
+    done = len(jobs) - len(failed)
+    click.echo(f"colorized {done} of {len(jobs)} image(s) with {model} ({size} px model input) "
+               f"into {out}" + (f"; {len(failed)} could not be read" if failed else ""))
+    sys.exit(int(ExitCode.OK if done else ExitCode.MODEL_FAILED))
+
+
+main.add_command(study)

@@ -36,6 +36,7 @@ from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
 from harness.plugins import Registry
 from harness.progress import LossLog, Progress
+from harness.report.build import report_after_run
 from harness.resize import resize_ab, resize_l
 from harness.table import write_tables
 
@@ -250,5 +251,6 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     if descriptive:
         rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, context)
     write_tables(run_dir, cfg, metrics, rows, statuses, splits)
+    report_after_run(run_dir)
     failed = [name for name, s in statuses.items() if s["status"] != "done"]
     return run_dir, ExitCode.MODEL_FAILED if failed else ExitCode.OK

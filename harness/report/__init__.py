@@ -1,0 +1,1 @@
+"""Comparison reports (HTML, Markdown, CSV, LaTeX) over one or several finished run directories."""

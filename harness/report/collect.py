@@ -1,0 +1,323 @@
+"""Read finished run directories into frames: summaries, statuses, curves, arrays; merge runs.
+
+A run directory is what ``harness run`` leaves (see :mod:`harness.run`). Only ``config.yaml`` and
+``summary.csv`` are required; every other file (test images, predictions, loss curves, data and
+environment reports, study rows inside ``summary.csv``) is optional and its section of the report
+says so when it is missing. Runs are merged by (run, model); runs of the same config that differ
+only in the seed (or device, output folder) form one *group*, and a model's values are
+aggregated across the runs of its group with mean, standard deviation and the number of runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from harness.errors import HarnessError
+
+#: Config keys that do not change what a model learns or scores (nor does anything under
+#: ``report``): runs that differ only in these repeat one experiment and are aggregated together.
+REPEAT_KEYS = ("seed", "device", "output_dir", "data.workers", "data.cache_dir")
+
+#: Prefix of the human-study metrics ``harness study import`` adds to ``summary.csv``.
+HUMAN_PREFIX = "human-"
+
+AGGREGATE_COLUMNS = ["group", "model", "metric", "mean", "std", "min", "max", "n_runs",
+                     "n_failed", "runs", "direction", "unit", "granularity", "error"]
+
+
+class ReportError(HarnessError):
+    """A report cannot be made from the given directories."""
+
+
+@dataclass
+class RunData:
+    """One finished (or partly finished) run directory, read lazily."""
+
+    path: Path
+    label: str
+    config: dict[str, Any]
+    summary: pd.DataFrame
+    group: str = ""
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.path.name))
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    @property
+    def alpha(self) -> float:
+        return float((self.config.get("report") or {}).get("alpha", 0.05))
+
+    @property
+    def models(self) -> list[str]:
+        """Model labels in config order, then any other model named in the summary."""
+        labels = [m.get("name") or m.get("plugin") for m in self.config.get("models") or []]
+        extra = [m for m in dict.fromkeys(self.summary["model"].dropna()) if m not in labels]
+        return [str(m) for m in labels + extra if m]
+
+    @property
+    def trained(self) -> list[str]:
+        """Models whose status is done, in config order."""
+        return [m for m in self.models if self.statuses.get(m, {}).get("status") == "done"]
+
+    @property
+    def reference(self) -> str | None:
+        """The model the others were tested against (``report.reference`` or the first done)."""
+        ref = (self.config.get("report") or {}).get("reference")
+        return ref or next(iter(self.trained), None)
+
+    @cached_property
+    def config_text(self) -> str:
+        try:
+            return (self.path / "config.yaml").read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
+    @cached_property
+    def environment(self) -> dict[str, Any]:
+        return _read_json(self.path / "environment.json")
+
+    @cached_property
+    def data_report(self) -> dict[str, Any]:
+        return _read_json(self.path / "data_report.json")
+
+    @property
+    def image_names(self) -> list[str]:
+        """A name per test image (from data_report.json; ``#i`` where it has none)."""
+        names = [str(x) for x in self.data_report.get("test_images") or []]
+        lab = self.test_lab()
+        return [names[i] if i < len(names) else f"#{i}" for i in range(0 if lab is None
+                                                                       else len(lab))]
+
+    def test_lab(self) -> np.ndarray | None:
+        """(N, E, E, 3) Lab test images, memory-mapped, or None when the run has none."""
+        path = self.path / "test_lab.npy"
+        return np.load(path, mmap_mode="r", allow_pickle=False) if path.exists() else None
+
+    def pred_ab(self, model: str) -> np.ndarray | None:
+        """(N, E, E, 2) ab predictions of ``model`` on the test images, or None."""
+        path = self.path / "models" / model / "pred_ab.npy"
+        if not path.exists():
+            return None
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        """Predictions of every trained model that match the test images' shape."""
+        lab = self.test_lab()
+        out = {}
+        for model in self.trained:
+            ab = self.pred_ab(model)
+            if ab is not None and lab is not None and ab.shape == (*lab.shape[:3], 2):
+                out[model] = ab
+        return out
+
+    def loss(self, model: str) -> pd.DataFrame | None:
+        """The training curve (step, epoch, loss, ...) of ``model``, or None without one."""
+        path = self.path / "models" / model / "loss.csv"
+        if not path.exists():
+            return None
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            return None
+        if not {"step", "loss"} <= set(frame.columns) or frame.empty:
+            return None
+        return frame
+
+    def human(self) -> pd.DataFrame:
+        """The human-study rows of the summary (metrics named ``human-*``)."""
+        metric = self.summary["metric"].fillna("").astype(str)
+        return self.summary[metric.str.startswith(HUMAN_PREFIX)]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file() and (path / "summary.csv").is_file()
+
+
+def find_runs(paths: Iterable[Path]) -> list[Path]:
+    """Run directories named by ``paths``; a folder of runs (e.g. ``results/``) stands for each.
+
+    Raises :class:`ReportError` naming the path that is neither.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if _is_run(path):
+            found.append(path)
+            continue
+        if not path.is_dir():
+            raise ReportError(f"{path}: no such directory")
+        if (path / "config.yaml").is_file():
+            raise ReportError(f"{path}: the run has no summary.csv yet (unfinished? continue it "
+                              f"with `harness run CONFIG --resume {path}`)")
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
+        if not inner:
+            raise ReportError(f"{path}: not a run directory (no config.yaml and summary.csv) "
+                              f"and holds none")
+        found.extend(inner)
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: json.dumps(data, sort_keys=True, default=str)}
+
+
+def _experiment_key(config: dict[str, Any]) -> dict[str, Any]:
+    flat = _flatten(config)
+    return {k: v for k, v in flat.items()
+            if k not in REPEAT_KEYS and not k.startswith("report.")}
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    """Short unique labels: the folder name, with parents added where names collide."""
+    depth = 1
+    while True:
+        labels = ["/".join(p.parts[-depth:]) for p in paths]
+        if len(set(labels)) == len(labels) or depth >= max(len(p.parts) for p in paths):
+            return labels
+        depth += 1
+
+
+def _groups(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Group label per run: the config name, plus the keys that tell same-named configs apart."""
+    keys = [_experiment_key(c) for c in configs]
+    names = [str(c.get("name", "run")) for c in configs]
+    out = []
+    for i, name in enumerate(names):
+        same = [keys[j] for j in range(len(names)) if names[j] == name]
+        distinct = {json.dumps(k, sort_keys=True) for k in same}
+        if len(distinct) == 1:
+            out.append(name)
+            continue
+        differ = sorted({k for a in same for k in set(a) | set(keys[i])
+                         if a.get(k) != keys[i].get(k)})
+        shown = ", ".join(f"{k}={json.loads(keys[i][k]) if k in keys[i] else '-'}"
+                          for k in differ[:3])
+        out.append(f"{name} [{shown}{', ...' if len(differ) > 3 else ''}]")
+    return out
+
+
+def normalise_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """A summary frame (read from CSV or fresh) with every column, text as str, numbers float."""
+    summary = summary.copy()
+    for column in ("model", "metric", "status", "note", "direction", "unit", "granularity"):
+        if column not in summary.columns:
+            summary[column] = ""
+        summary[column] = summary[column].astype(object).fillna("").astype(str)
+    for column in ("value", "ci_low", "ci_high", "n", "p_vs_ref"):
+        if column not in summary.columns:
+            summary[column] = np.nan
+        summary[column] = pd.to_numeric(summary[column], errors="coerce").astype(float)
+    if "significant" not in summary.columns:
+        summary["significant"] = False
+    summary["significant"] = summary["significant"].astype(str).str.lower().eq("true")
+    return summary
+
+
+def load_run(path: Path, label: str | None = None) -> RunData:
+    """Read one run directory; :class:`ReportError` if it lacks config.yaml or summary.csv."""
+    path = Path(path)
+    if not _is_run(path):
+        raise ReportError(f"{path}: not a finished run directory (needs config.yaml and "
+                          f"summary.csv)")
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+        summary = pd.read_csv(path / "summary.csv", keep_default_na=True)
+    except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError) as exc:
+        raise ReportError(f"{path}: cannot read the run ({exc})") from None
+    run = RunData(path=path, label=label or path.name, config=config,
+                  summary=normalise_summary(summary))
+    summary = run.summary
+    for model in run.models:
+        status = _read_json(path / "models" / model / "status.json")
+        if not status:  # e.g. a run directory copied without its models/ folder
+            failed = summary[(summary["model"] == model) & (summary["status"] == "failed")]
+            done = (summary["model"] == model) & (summary["status"] == "ok")
+            if len(failed):
+                status = {"status": "failed", "error": failed["note"].iloc[0]}
+            elif done.any() and not model.startswith("("):  # not ground truth, study rows
+                status = {"status": "done"}
+        if status:
+            run.statuses[model] = status
+    return run
+
+
+def load_runs(paths: Iterable[Path]) -> list[RunData]:
+    """Every run named by ``paths`` (folders of runs expanded), with unique labels and groups."""
+    found = find_runs(paths)
+    if not found:
+        raise ReportError("no run directories given")
+    runs = [load_run(p, label) for p, label in zip(found, _labels(found))]
+    for run, group in zip(runs, _groups([r.config for r in runs])):
+        run.group = group
+    return runs
+
+
+def merged_summary(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Every run's summary.csv stacked, with ``run``, ``group`` and ``seed`` columns in front."""
+    frames = []
+    for run in runs:
+        frame = run.summary.copy()
+        frame.insert(0, "seed", run.seed)
+        frame.insert(0, "group", run.group)
+        frame.insert(0, "run", run.label)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def aggregate(runs: Sequence[RunData]) -> pd.DataFrame:
+    """Per (group, model, metric): mean, std (ddof 1), min, max and number of runs of the value.
+
+    A failed model counts in ``n_failed``; unavailable metrics are left out. With one run
+    ``std`` is NaN: a spread needs at least two runs.
+    """
+    merged = merged_summary(runs)
+    records = []
+    failed = merged[merged["status"] == "failed"]
+    ok = merged[(merged["status"] == "ok") & merged["value"].notna()]
+    for (group, model, metric), rows in ok.groupby(["group", "model", "metric"], sort=False):
+        values = rows["value"].to_numpy(dtype=float)
+        n_failed = int(((failed["group"] == group) & (failed["model"] == model)).sum())
+        records.append({
+            "group": group, "model": model, "metric": metric,
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+            "min": float(values.min()), "max": float(values.max()),
+            "n_runs": len(values), "n_failed": n_failed, "runs": " ".join(rows["run"]),
+            "direction": rows["direction"].iloc[0], "unit": rows["unit"].iloc[0],
+            "granularity": rows["granularity"].iloc[0]})
+    for (group, model), rows in failed.groupby(["group", "model"], sort=False):
+        if not ((ok["group"] == group) & (ok["model"] == model)).any():
+            records.append({"group": group, "model": model, "metric": "", "n_runs": 0,
+                            "n_failed": len(rows), "runs": " ".join(rows["run"]),
+                            "error": rows["note"].iloc[0]})
+    return pd.DataFrame.from_records(records, columns=AGGREGATE_COLUMNS)

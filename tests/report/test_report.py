@@ -1,0 +1,225 @@
+"""Reports over finished runs: files, self-containment, figures, several seeds, LaTeX, errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.config import load_config
+from harness.errors import ExitCode
+from harness.plugins import get_plugin_manager
+from harness.report.build import build_report
+from harness.run import execute
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: A throwaway colorizer that logs a training curve (the baselines have none) and one that fails.
+PLUGIN = """
+import numpy as np
+from harness import hookimpl
+from harness.colorizer import Colorizer, PluginOptions
+
+
+class Options(PluginOptions):
+    fail: bool = False
+
+
+class Tinted(Colorizer):
+    Options = Options
+
+    def fit(self, train, val, budget, ctx):
+        if self.options.fail:
+            raise RuntimeError("deliberate failure in fit")
+        for step in range(1, 31):
+            ctx.loss_log.append(step, 0, 4.0 / step, 100.0, 0.01 * step)
+        ctx.loss_log.flush()
+
+    def predict(self, L):
+        ab = np.empty((*L.shape, 2), dtype=np.float32)
+        ab[..., 0] = (L - 50.0) * 0.4
+        ab[..., 1] = 30.0 - 0.3 * L
+        return ab
+
+    def save(self, directory):
+        pass
+
+    def load(self, directory):
+        pass
+
+
+@hookimpl
+def harness_register_colorizers(register):
+    register("tinted", Tinted, framework="numpy", summary="tint by luminance (tests)")
+"""
+
+FIGURES = ("colorfulness", "ab-histogram", "auc", "loss")
+
+
+def _execute(path: Path | str, *overrides: str) -> Path:
+    cfg = load_config(path, list(overrides))
+    run_dir, _ = execute(cfg, get_plugin_manager(cfg.plugins))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def rich_run(tmp_path_factory) -> Path:
+    """A finished run with a training curve, a failed model and six test images."""
+    base = tmp_path_factory.mktemp("rich")
+    (base / "report_test_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    (base / "rich.yaml").write_text(f"""
+name: rich_test
+device: cpu
+data: {{source: demo, size: 16, eval_size: 24, test_fraction: 0.7}}
+budget: {{steps: 2}}
+models:
+  - plugin: gray
+  - plugin: mean-prior
+  - {{plugin: tinted, name: tinted_v2}}
+  - {{plugin: tinted, name: broken, options: {{fail: true}}}}
+metrics: [psnr, colorfulness, dcf, auc]
+plugins: [report_test_plugin]
+report: {{bootstrap: 100, samples: 2}}
+output_dir: {base / "results"}
+""")
+    sys.path.insert(0, str(base))
+    try:
+        return _execute(base / "rich.yaml")
+    finally:
+        sys.path.remove(str(base))
+        sys.modules.pop("report_test_plugin", None)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory) -> list[Path]:
+    """configs/smoke.yaml run twice, with seeds 0 and 1."""
+    out = tmp_path_factory.mktemp("smoke-results")
+    return [_execute(ROOT / "configs" / "smoke.yaml", f"seed={seed}", f"output_dir={out}")
+            for seed in (0, 1)]
+
+
+def _external_references(html: str) -> list[str]:
+    """src/href/url() values that point at another host (anything but data: and fragments)."""
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", html)
+    refs += re.findall(r"url\(\s*['\"]?([^'\")]+)", html)
+    return [r for r in refs if not r.startswith(("data:", "#"))]
+
+
+def test_harness_run_leaves_a_complete_report(rich_run):
+    for name in ("report.html", "report.md", "table.md", "table.tex"):
+        assert (rich_run / name).stat().st_size > 0, name
+    html = (rich_run / "report.html").read_text()
+    assert _external_references(html) == []
+    assert not re.search(r"https?://", html)
+    for key in FIGURES:
+        assert f'id="fig-1-{key}"' in html, key
+        assert (rich_run / "figures" / f"{key}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # six test images -> two pages of four in the sample grid, both embedded
+    assert html.count('class="page page-') == 2 and 'for="pg-1-2"' in html
+    assert (rich_run / "figures" / "samples-2.png").exists()
+    assert 'data-model="broken"' in html and "failed: RuntimeError: deliberate failure" in html
+    assert "harness study export" in html  # no votes yet: how to run a study
+    assert "No curve for gray, mean-prior" in html  # baselines have no loss.csv
+    data_report = html[html.index("<h3>Data</h3>"):]
+    assert "files found / decoded / used" in data_report and "9 / 9 / 9" in data_report
+    assert "git revision" in html and "numpy" in html
+    md = (rich_run / "report.md").read_text()
+    for key in FIGURES:
+        assert f"(figures/{key}.png)" in md
+    assert "| tinted_v2 |" in (rich_run / "table.md").read_text()
+
+
+def test_human_study_rows_become_columns_and_a_plot(rich_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(rich_run, run)
+    rows = pd.DataFrame([
+        ("gray", "human-plausible", 0.2, 0.1, 0.35, 30, 0.001, True),
+        ("mean-prior", "human-plausible", 0.45, 0.3, 0.61, 30, 0.02, True),
+        ("tinted_v2", "human-plausible", 0.62, 0.45, 0.77, 30, 0.3, False),
+        ("(ground truth)", "human-plausible", 0.9, 0.8, 0.95, 60, np.nan, False),
+    ], columns=["model", "metric", "value", "ci_low", "ci_high", "n", "p_vs_ref", "significant"])
+    rows = rows.assign(direction="higher", unit="", granularity="vote", status="ok", note="")
+    summary = pd.concat([pd.read_csv(run / "summary.csv"), rows], ignore_index=True)
+    summary.to_csv(run / "summary.csv", index=False)
+    marker = "<!-- human-study: written by `harness study import`; replaced on each import -->"
+    with (run / "table.md").open("a") as f:
+        f.write(f"\n{marker}\n## Human study\n\nthe study's own section\n")
+
+    build_report([run], formats=("html", "md"))
+    html = (run / "report.html").read_text()
+    assert "human-plausible" in html and 'id="fig-1-human"' in html
+    assert "0.62" in html and "[0.45, 0.77]" in html
+    assert "harness study export" not in html
+    assert (run / "figures" / "human.png").exists()
+    table = (run / "table.md").read_text()
+    assert "human-plausible ↑" in table and "the study's own section" in table
+
+
+def test_unavailable_metric_shows_its_reason(rich_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(rich_run, run)
+    summary = pd.read_csv(run / "summary.csv")
+    extra = pd.DataFrame([{"model": "gray", "metric": "lpips-vgg", "status": "unavailable",
+                           "note": "no VGG weights on this machine", "direction": "lower"}])
+    pd.concat([summary, extra], ignore_index=True).to_csv(run / "summary.csv", index=False)
+    build_report([run], formats=("html", "md", "latex"))
+    for name in ("report.html", "table.md", "table.tex"):
+        assert "no VGG weights on this machine" in (run / name).read_text(), name
+
+
+def test_two_seeds_give_mean_and_spread(smoke_runs, tmp_path):
+    out = tmp_path / "merged"
+    result = CliRunner().invoke(main, ["report", *map(str, smoke_runs), "--out", str(out),
+                                       "--format", "md", "--format", "csv", "--format", "html"])
+    assert result.exit_code == 0, result.output
+    agg = pd.read_csv(out / "report_aggregate.csv")
+    psnr = [pd.read_csv(r / "summary.csv").query("model == 'mean-prior' and metric == 'psnr'")
+            ["value"].iloc[0] for r in smoke_runs]
+    row = agg.query("model == 'mean-prior' and metric == 'psnr'").iloc[0]
+    assert row["n_runs"] == 2 and row["group"] == "smoke"
+    assert row["mean"] == pytest.approx(np.mean(psnr))
+    assert row["std"] == pytest.approx(np.std(psnr, ddof=1))
+    table = (out / "table.md").read_text()
+    assert "## Across runs" in table
+    assert f"{row['mean']:.4g} ± {row['std']:.4g} (n=2)" in table
+    for run in smoke_runs:  # one row per (run, seed, model)
+        assert f"| {run.name} |" in table
+    merged = pd.read_csv(out / "report_summary.csv")
+    assert set(merged["seed"]) == {0, 1} and list(merged.columns[:3]) == ["run", "group", "seed"]
+    html = (out / "report.html").read_text()
+    assert 'id="aggregate-table"' in html and 'id="run-2"' in html
+    assert _external_references(html) == []
+
+
+def test_a_folder_of_runs_stands_for_each(smoke_runs, tmp_path):
+    written = build_report([smoke_runs[0].parent], tmp_path / "out", formats=("csv",))
+    merged = pd.read_csv(tmp_path / "out" / "report_summary.csv")
+    assert set(merged["run"]) == {r.name for r in smoke_runs}
+    assert tmp_path / "out" / "report_aggregate.csv" in written
+
+
+def test_latex_table_is_booktabs_and_escaped(rich_run, smoke_runs, tmp_path):
+    tex = (rich_run / "table.tex").read_text()
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule", "\\caption{", "\\label{tab:"):
+        assert rule in tex
+    assert "tinted\\_v2" in tex and "rich\\_test" in tex and "tinted_v2" not in tex
+    assert re.search(r"\\textbf\{[\d.]+\}\\,\[[\d.]+, [\d.]+\]", tex)
+    assert "failed: RuntimeError: deliberate failure in fit" in tex
+    assert "$\\uparrow$" in tex and "95\\%" in tex
+    build_report(smoke_runs, tmp_path, formats=("latex",))
+    merged = (tmp_path / "table.tex").read_text()
+    assert merged.count("\\begin{tabular}") == 2 and "$\\pm$" in merged
+
+
+def test_not_a_run_is_one_line_error(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == ExitCode.USAGE
+    assert "not a run directory" in result.output and "Traceback" not in result.output
