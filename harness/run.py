@@ -38,6 +38,8 @@ from harness.plugins import Registry
 from harness.progress import LossLog, Progress
 from harness.report.build import report_after_run
 from harness.resize import resize_ab, resize_l
+from harness.study.votes import compute as compute_study
+from harness.study.votes import load_votes, merge_outputs
 from harness.table import write_tables
 
 log = logging.getLogger("harness")
@@ -251,6 +253,9 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     if descriptive:
         rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, context)
     write_tables(run_dir, cfg, metrics, rows, statuses, splits)
+    votes = load_votes(run_dir)
+    if votes:  # a resumed run keeps the human-study results imported into it
+        merge_outputs(run_dir, compute_study(votes))
     report_after_run(run_dir)
     failed = [name for name, s in statuses.items() if s["status"] != "done"]
     return run_dir, ExitCode.MODEL_FAILED if failed else ExitCode.OK
