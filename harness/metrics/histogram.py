@@ -254,7 +254,7 @@ METRICS = (
         "ab-hist-intersection",
         histogram_stats,
         higher_is_better=True,
-        unit="fraction in [0, 1]",
+        unit="",
         citation=f"Swain & Ballard, Color Indexing, IJCV 1991; {_GRID}",
         summary="Overlap sum_q min(P_q, G_q) of the test set's predicted and true ab histograms",
         aggregate=intersection_value,
@@ -272,7 +272,7 @@ METRICS = (
         "ab-hist-emd",
         histogram_stats,
         higher_is_better=False,
-        unit="Lab ab units",
+        unit="ab",
         citation=(
             "Rubner, Tomasi & Guibas, The Earth Mover's Distance as a Metric for Image "
             f"Retrieval, IJCV 2000; {_GRID}"

@@ -62,7 +62,7 @@ METRICS = tuple(
         f"lpips-{net}",
         functools.partial(lpips_scores, net),
         higher_is_better=False,
-        unit="LPIPS distance",
+        unit="",
         citation=_CITATION,
         summary=f"Learned perceptual distance to the ground truth ({_BACKBONE[net]} features)",
         framework="torch",
