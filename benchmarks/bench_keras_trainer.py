@@ -1,0 +1,182 @@
+"""Training throughput: the shared Keras trainer against a bare ``model.fit``, and the Keras
+``regression-mse`` against a torch twin of the same network.
+
+    python benchmarks/bench_keras_trainer.py [--width 0.25] [--size 64] [--batch 16]
+
+All three train the same network (the regression-mse encoder-decoder), batch and optimizer
+(AdamW, ABLoss) on the CPU or the device given. Rates are steady-state images/s: the first
+``--warmup`` steps (graph tracing) are left out. The trainer reads random crops through the
+shared loader and runs its per-step callback (loss log, progress, NaN check); the bare fit and
+the torch loop read the same number of crops from arrays already in memory. Runs alternate
+and the median of ``--repeats`` is reported, so a busy machine disturbs both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.colorizer import Budget, FitContext  # noqa: E402
+from harness.data.dataset import LabSet  # noqa: E402
+from harness.progress import LossLog  # noqa: E402
+from harness.train.keras_trainer import ABLoss, keras  # noqa: E402
+from plugins.regression_mse import (  # noqa: E402
+    DECODER,
+    ENCODER,
+    RegressionColorizer,
+    RegressionOptions,
+    build_regression_net,
+    channels,
+)
+
+
+def lab_set(n: int, size: int) -> LabSet:
+    """``n`` smooth random Lab images of side ``size + 16``, cropped to ``size`` for training."""
+    rng = np.random.default_rng(0)
+    side = size + 16
+    y, x = np.mgrid[0:side, 0:side] / side
+    f = rng.uniform(0.5, 2.0, (n, 2, 1, 1))
+    L = 50 + 40 * np.sin(2 * np.pi * (f[:, 0] * x + f[:, 1] * y))
+    lab = np.stack([L, 0.8 * (L - 50), 40 - 0.8 * L], -1).astype(np.float32)
+    return LabSet(lab, range(n), [f"img{i}" for i in range(n)], np.full(n, -1), [], crop=size)
+
+
+def trainer_rate(args, data: LabSet, device: str) -> float:
+    """Steady-state images/s of ``RegressionColorizer.fit``, from its loss log."""
+    folder = Path(tempfile.mkdtemp())
+    ctx = FitContext(device=device, seed=0, model_dir=folder / "trainer",
+                     loss_log=LossLog(folder / "loss.csv"))
+    options = RegressionOptions(width=args.width, batch_size=args.batch, log_every=args.warmup,
+                                checkpoint_every=10**6, jit_compile=False)
+    RegressionColorizer(options).fit(data, None, Budget(steps=args.warmup + args.steps), ctx)
+    first, last = ctx.loss_log.rows[0], ctx.loss_log.rows[-1]
+    return (last["step"] - first["step"]) * args.batch / (last["seconds"] - first["seconds"])
+
+
+def bare_fit_rate(args, data: LabSet, device: str) -> float:
+    """Images/s of ``model.fit`` on arrays in memory, same network, loss and optimizer."""
+    L, ab = data.batch(np.arange(args.batch * args.steps) % len(data))
+    with keras.device("cpu:0" if device == "cpu" else "gpu:0"):
+        keras.utils.set_random_seed(0)
+        model = build_regression_net(args.width)
+        model.compile(keras.optimizers.AdamW(1e-3, beta_1=0.9, beta_2=0.99, weight_decay=1e-3),
+                      loss=ABLoss(), jit_compile=False)
+        n_warm = args.batch * args.warmup
+        model.fit(L[:n_warm, ..., None], ab[:n_warm], batch_size=args.batch, verbose=0)
+        start = time.perf_counter()
+        model.fit(L[..., None], ab, batch_size=args.batch, verbose=0)
+        return len(L) / (time.perf_counter() - start)
+
+
+def torch_twin(width: float):
+    """The regression-mse network in torch: same layers, channels and output scaling."""
+    import torch
+    from torch import nn
+
+    from harness.color import denormalize_ab, normalize_l
+
+    def block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True)]
+
+    body, cin = [], 1
+    for n, stride in ENCODER:
+        body += block(cin, channels(n, width), stride)
+        cin = channels(n, width)
+    for n in DECODER:
+        body += [nn.Upsample(scale_factor=2, mode="bilinear"), *block(cin, channels(n, width))]
+        cin = channels(n, width)
+    body.append(nn.Conv2d(cin, 2, 1))
+
+    class Twin(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(*body)
+
+        def forward(self, L: torch.Tensor) -> torch.Tensor:  # B x 1 x H x W -> B x 2 x H x W
+            return denormalize_ab(torch.tanh(self.body(normalize_l(L))))
+
+    return Twin()
+
+
+def torch_rate(args, data: LabSet, device: str) -> float:
+    """Images/s of a plain torch loop training the twin on the same crops in memory."""
+    import torch
+    import torch.nn.functional as F
+
+    from harness.color import normalize_ab
+
+    dev = torch.device("cuda" if device != "cpu" else "cpu")
+    torch.manual_seed(0)
+    net = torch_twin(args.width).to(dev).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-3)
+    L, ab = data.batch(np.arange(args.batch * (args.warmup + args.steps)) % len(data))
+    L = torch.from_numpy(L[:, None]).to(dev)
+    ab = torch.from_numpy(ab.transpose(0, 3, 1, 2).copy()).to(dev)
+
+    def step(i: int) -> None:
+        s = slice(i * args.batch, (i + 1) * args.batch)
+        loss = F.mse_loss(normalize_ab(net(L[s])), normalize_ab(ab[s]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for i in range(args.warmup):
+        step(i)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(args.warmup, args.warmup + args.steps):
+        step(i)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return args.steps * args.batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args()
+
+    data = lab_set(args.images, args.size)
+    runs = {"keras: shared trainer (regression-mse)": trainer_rate,
+            "keras: bare model.fit, arrays in memory": bare_fit_rate,
+            "torch: twin network, plain loop": torch_rate}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            rates[name].append(run(args, data, args.device))
+
+    bare = statistics.median(rates["keras: bare model.fit, arrays in memory"])
+    keras_model = build_regression_net(args.width)
+    trainable = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
+    twin = sum(p.numel() for p in torch_twin(args.width).parameters())
+    print(f"\nregression-mse width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
+          f"{args.steps} timed steps, median of {args.repeats}, device {args.device}; "
+          f"trainable parameters keras {trainable:,} / torch {twin:,}\n")
+    print(f"| {'run':<40} | images/s | vs bare fit | all runs |")
+    print(f"|{'-' * 42}|---------:|------------:|----------|")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        every = ", ".join(f"{v:.0f}" for v in values)
+        print(f"| {name:<40} | {median:8.1f} | {median / bare:10.1%} | {every} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shared training loops: the torch trainer and its multi-process helpers."""

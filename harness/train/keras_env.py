@@ -1,0 +1,143 @@
+"""Process set-up for Keras beside torch: backend, quiet TensorFlow start-up, thread pools.
+
+Call :func:`configure` before the first ``import keras`` / ``import tensorflow``; it is
+idempotent, and everything it sets yields to a value the user has already chosen.
+
+- ``KERAS_BACKEND`` defaults to ``tensorflow``.
+- TensorFlow's start-up chatter (C++ log lines written before absl is initialised, the CUDA
+  probe on GPU-less machines, Python-side warnings) is kept out of the terminal:
+  ``TF_CPP_MIN_LOG_LEVEL=2``, absl and ``tensorflow`` loggers at ERROR, and stderr captured
+  while TensorFlow loads, then passed to the ``harness.keras_env`` logger at DEBUG (or echoed
+  if the import fails). ``HARNESS_TF_VERBOSE=1`` keeps all of it.
+- ``TF_FORCE_GPU_ALLOW_GROWTH=true``: TensorFlow takes GPU memory as it needs it instead of
+  nearly all of it at start-up, leaving room for torch in the same process.
+- Load order: torch and, where installed, Triton are imported before TensorFlow. Triton's
+  native library (which torch loads lazily, e.g. when an optimizer is first created) and
+  TensorFlow's each carry their own LLVM; loaded after TensorFlow, Triton's segfaults the
+  process. So anything that imports TensorFlow or Keras should call :func:`configure` first.
+- Threads: the harness trains one model at a time, so torch and TensorFlow never compute
+  together and each gets every available core for intra-op work (splitting the cores between
+  them would leave half idle whenever one runs). What piles up on top is capped: TensorFlow's
+  inter-op pool (by default one thread per core, each launching multi-threaded kernels) is
+  held to 2. Cores are those this process may run on (``os.sched_getaffinity``, which honours
+  taskset and cgroup cpusets; ``os.cpu_count()`` elsewhere). torch keeps ``OMP_NUM_THREADS``
+  when set; TensorFlow keeps thread counts set before this runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+
+VERBOSE_VAR = "HARNESS_TF_VERBOSE"
+INTER_OP_THREADS = 2
+
+log = logging.getLogger(__name__)
+
+
+def verbose(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the user asked to see TensorFlow's own logging (``HARNESS_TF_VERBOSE=1``)."""
+    return environ.get(VERBOSE_VAR, "").lower() in ("1", "true", "yes", "on")
+
+
+def environment_defaults(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The variables :func:`configure` would set: its defaults the user has not set."""
+    defaults = {"KERAS_BACKEND": "tensorflow", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    if not verbose(environ):
+        defaults["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return {k: v for k, v in defaults.items() if k not in environ}
+
+
+def available_cores() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def thread_counts(cores: int) -> tuple[int, int]:
+    """``(intra-op, inter-op)`` threads for TensorFlow on ``cores`` CPUs (see module notes)."""
+    return cores, min(INTER_OP_THREADS, cores)
+
+
+def configure() -> None:
+    """Set up the process for Keras (see the module docstring); safe to call repeatedly."""
+    defaults = environment_defaults()
+    quiet = "TF_CPP_MIN_LOG_LEVEL" in defaults  # neither verbose nor the user's own level
+    os.environ.update(defaults)
+    cores = available_cores()
+    _load_torch_first(cores)
+    if os.environ["KERAS_BACKEND"] != "tensorflow":
+        return
+    with _captured_stderr() if quiet else contextlib.nullcontext():
+        import tensorflow as tf
+
+        _configure_tf_threads(tf, cores)
+        tf.config.list_physical_devices()  # probes CUDA (noisily) while stderr is captured
+    if quiet:
+        _quiet_python_loggers()
+
+
+def _load_torch_first(cores: int) -> None:
+    """Import torch (and Triton) before TensorFlow; size torch's pool unless the user did."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if importlib.util.find_spec("triton") is not None:
+        importlib.import_module("triton")
+    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+
+
+def _configure_tf_threads(tf, cores: int) -> None:
+    threading = tf.config.threading
+    intra, inter = thread_counts(cores)
+    try:
+        if threading.get_intra_op_parallelism_threads() == 0:
+            threading.set_intra_op_parallelism_threads(intra)
+        if threading.get_inter_op_parallelism_threads() == 0:
+            threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:  # TensorFlow already started its pools: keep them
+        log.debug("TensorFlow already initialised; thread counts left as they are")
+
+
+def _quiet_python_loggers() -> None:
+    from absl import logging as absl_logging
+
+    if absl_logging.get_verbosity() == absl_logging.WARNING:  # absl's default: not chosen
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    tf_logger = logging.getLogger("tensorflow")
+    if tf_logger.level == logging.NOTSET:
+        tf_logger.setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[None]:
+    """Redirect file descriptor 2 (C++ writes there too) to a temporary file for the block.
+
+    The capture goes to the DEBUG log, or back to stderr if the block raises.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace").strip()
+            if text and failed:
+                print(text, file=sys.stderr)
+            elif text:
+                log.debug("TensorFlow start-up output:\n%s", text)

@@ -1,0 +1,485 @@
+"""The shared Keras training loop: plugins define a network and a loss; this does the rest.
+
+A :class:`KerasColorizer` subclass supplies :meth:`~KerasColorizer.build_model` and
+:meth:`~KerasColorizer.loss` (and optionally :meth:`~KerasColorizer.decode`); the base class
+trains under the host's budget with the same options and files as the torch trainer
+(:mod:`harness.train.torch_trainer`), checkpoints, resumes, detects divergence, predicts and
+saves. Networks take L (B, H, W, 1) in [0, 100] and return ab (B, H, W, 2) in Lab units, so
+the Lab normalisation lives inside the saved model (:class:`NormalizeL`, :class:`DenormalizeAB`).
+
+Importing this module runs :func:`harness.train.keras_env.configure` before Keras loads; Keras
+plugins take ``keras`` and ``layers`` from here so that order holds whatever imports first.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import gc
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from harness.atomic import write_json, write_with
+from harness.color import denormalize_ab, normalize_ab, normalize_l
+from harness.colorizer import Budget, Colorizer, FitContext, PluginOptions
+from harness.errors import TrainingDiverged
+from harness.progress import Progress
+from harness.train.keras_env import configure
+
+configure()
+
+import keras  # noqa: E402  (after configure(): backend, log level and threads come first)
+from keras import layers  # noqa: E402
+
+if TYPE_CHECKING:
+    from harness.data.dataset import LabSet
+
+MODEL = "model.keras"
+META = "model.json"
+LAST = "last.json"
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class NormalizeL(layers.Layer):
+    """L in [0, 100] -> ``normalize_l(L)`` in [-0.5, 0.5]; the first layer of every network."""
+
+    def call(self, L):
+        return normalize_l(L)
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class DenormalizeAB(layers.Layer):
+    """``normalize_ab`` units (about [-1, 1]) -> ab in Lab units; always computed in float32."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, x):
+        return denormalize_ab(x)
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class ABLoss(keras.losses.Loss):
+    """Squared (``mse``) or Huber error between ab maps given in Lab units.
+
+    Measured on ``normalize_ab(ab) * scale``: scale 1 is [-1, 1] units; Iizuka et al. measure
+    in [0, 1] units (scale 0.5). ``delta`` (Huber's knee) is in Lab units.
+    """
+
+    def __init__(self, kind: Literal["mse", "huber"] = "mse", delta: float = 10.0,
+                 scale: float = 1.0, name: str = "ab_loss", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.kind, self.delta, self.scale = kind, delta, scale
+
+    def call(self, y_true, y_pred):
+        true, pred = normalize_ab(y_true) * self.scale, normalize_ab(y_pred) * self.scale
+        if self.kind == "huber":
+            return keras.losses.huber(true, pred, delta=normalize_ab(self.delta) * self.scale)
+        return keras.losses.mean_squared_error(true, pred)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kind": self.kind, "delta": self.delta,
+                "scale": self.scale}
+
+
+#: Batch-norm momentum: torch's default (0.1 there, the weight of the new batch). Keras's 0.99
+#: leaves the moving statistics near their initial values after a few hundred steps.
+BN_MOMENTUM = 0.9
+
+
+def channels(n: int, width: float) -> int:
+    """``n`` channels (or units) scaled by ``width``, at least 4."""
+    return max(4, round(n * width))
+
+
+def conv_block(x, filters: int, strides: int = 1, kernel: int = 3):
+    """Convolution ('same' padding, no bias), batch norm, ReLU."""
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    return layers.ReLU()(layers.BatchNormalization(momentum=BN_MOMENTUM)(x))
+
+
+class KerasTrainOptions(PluginOptions):
+    """Options of the shared Keras trainer; a Keras plugin's ``Options`` extends this class.
+
+    Names, defaults and meanings follow :class:`~harness.train.torch_trainer.TorchTrainOptions`
+    with two differences of framework: ``weight_decay`` is decoupled (Keras applies it to the
+    weights, as AdamW, where torch's Adam adds it to the gradient), and ``num_workers`` counts
+    threads filling Keras's batch queue (0: batches are made in tf.data's reader thread).
+    ``amp`` trains in mixed bfloat16 on a GPU; the saved model is float32 either way.
+    ``jit_compile`` (XLA) defaults to on for a GPU and off for the CPU, where compiling a
+    network takes tens of seconds, more than it saves on budgets of a few hundred steps.
+    ``distribute: mirrored`` trains on every visible GPU with ``tf.distribute.MirroredStrategy``
+    (``batch_size`` is then the global batch); with fewer than two GPUs it is ignored.
+    """
+
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(1e-3, ge=0)
+    schedule: Literal["constant", "cosine", "step"] = "cosine"
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = Field(1 / 3, gt=0)
+    #: Steps between checkpoints (one is always written at the end).
+    checkpoint_every: int = Field(500, ge=1)
+    #: Steps between loss-log rows (each the mean loss since the last row).
+    log_every: int = Field(10, ge=1)
+    num_workers: int = Field(0, ge=0)
+    amp: bool = True
+    jit_compile: bool | None = None
+    distribute: Literal["none", "mirrored"] = "none"
+
+    @model_validator(mode="after")
+    def _milestones(self) -> KerasTrainOptions:
+        if self.schedule == "step" and not self.lr_milestones:
+            raise ValueError("lr_milestones: the step schedule needs at least one milestone")
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise ValueError("lr_milestones must be increasing")
+        return self
+
+
+def learning_rate(options: KerasTrainOptions, total_steps: int | None):
+    """The rate, or a Keras schedule of it, matching the torch trainer's ``lr_factor``."""
+    if options.schedule == "cosine" and total_steps:
+        return keras.optimizers.schedules.CosineDecay(options.lr, decay_steps=total_steps)
+    if options.schedule == "step":  # torch: lr * gamma ** (number of milestones <= step)
+        milestones = options.lr_milestones
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            [m - 1 for m in milestones],
+            [options.lr * options.lr_gamma**k for k in range(len(milestones) + 1)])
+    return options.lr
+
+
+class KerasColorizer(Colorizer):
+    """A colorizer trained by the shared Keras loop.
+
+    Subclasses set ``uses_labels = True`` to be given the class count of a labelled training
+    set (class sub-folders); the model then returns a dict ``{"ab": ..., "label": logits}``
+    trained against ``{"ab": ab, "label": class index}``. ``val`` is not used by this loop.
+    """
+
+    framework = "keras"
+    Options = KerasTrainOptions
+    options: KerasTrainOptions
+    #: Whether the network has a class output when the training set is labelled.
+    uses_labels: ClassVar[bool] = False
+    #: Input sides the network needs to be a multiple of (its total stride).
+    input_multiple: ClassVar[int] = 8
+
+    def __init__(self, options: KerasTrainOptions | None = None) -> None:
+        super().__init__(options)
+        self.model: keras.Model | None = None
+        self.class_names: list[str] = []
+        self.device: str | None = None  # a Keras device name; None lets Keras place ops
+
+    @abc.abstractmethod
+    def build_model(self, n_classes: int) -> keras.Model:
+        """A fresh network: L (B, H, W, 1) in [0, 100] -> ab (B, H, W, 2) in Lab units, or,
+        when ``n_classes`` > 0, a dict ``{"ab": ab, "label": logits (B, n_classes)}``."""
+
+    @abc.abstractmethod
+    def loss(self, n_classes: int) -> tuple[Any, dict[str, float] | None]:
+        """``(loss, loss_weights)`` for ``model.compile``: a loss, or dicts keyed by output."""
+
+    def decode(self, outputs: Any) -> np.ndarray:
+        """ab (B, H, W, 2) in Lab units from the network's outputs (numpy)."""
+        return outputs["ab"] if isinstance(outputs, dict) else outputs
+
+    def fit(self, train: LabSet, val: LabSet | None, budget: Budget, ctx: FitContext) -> None:
+        """Train on ``train`` until ``budget`` runs out; see :class:`Trainer`."""
+        Trainer(self, train, budget, ctx).run()
+
+    def outputs(self, L: np.ndarray) -> Any:
+        """The network's outputs (numpy) for one batch of L (B, H, W) in [0, 100]."""
+        model = self._trained_model()
+        with _device_scope(self.device):
+            return model.predict_on_batch(np.asarray(L, dtype=np.float32)[..., None])
+
+    def predict(self, L: np.ndarray) -> np.ndarray:
+        """Colorize L (N, H, W) in [0, 100] -> ab (N, H, W, 2) float32, in batches.
+
+        Sides that are not a multiple of :attr:`input_multiple` are padded (edge values) for
+        the network and cropped back.
+        """
+        L = np.asarray(L, dtype=np.float32)
+        n, h, w = L.shape
+        m = self.input_multiple
+        padded = np.pad(L, ((0, 0), (0, -h % m), (0, -w % m)), mode="edge")
+        out = np.empty((n, h, w, 2), dtype=np.float32)
+        for start in range(0, n, self.options.batch_size):
+            ab = self.decode(self.outputs(padded[start : start + self.options.batch_size]))
+            out[start : start + len(ab)] = ab[:, :h, :w]
+        return out
+
+    def save(self, directory: Path) -> None:
+        """Write ``model.keras`` (float32, no optimizer) and ``model.json`` (class names)."""
+        directory = Path(directory)
+        write_with(directory / MODEL, self._trained_model().save)
+        write_json(directory / META, {"class_names": self.class_names})
+
+    def load(self, directory: Path) -> None:
+        """Read back what :meth:`save` wrote, with Keras's ``safe_mode``."""
+        directory = Path(directory)
+        model = keras.saving.load_model(directory / MODEL, safe_mode=True, compile=False)
+        self.model = _for_inference(model)
+        self.class_names = json.loads((directory / META).read_text())["class_names"]
+
+    def _trained_model(self) -> keras.Model:
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit() or load() first")
+        return self.model
+
+
+class Trainer:
+    """One ``fit`` of a :class:`KerasColorizer`, with the torch trainer's semantics.
+
+    The budget is the first of epochs, steps or minutes (minutes count the time trained
+    before a resume). Step ``s`` trains on batch ``s mod steps_per_epoch`` of data epoch
+    ``s div steps_per_epoch`` of the shared loader, whatever happened before, so a resumed
+    run sees the batches an uninterrupted one would. Seeds Keras from ``ctx.seed``. Every
+    ``checkpoint_every`` steps and at the end, writes ``step-NNNNNNNN.keras`` (weights and
+    optimizer state) then ``last.json`` (step, epoch, seconds, file) to ``ctx.checkpoint_dir``,
+    each atomically, and flushes ``ctx.loss_log``; with ``ctx.resume`` training continues from
+    the checkpoint ``last.json`` names. A NaN or infinite loss raises
+    :class:`~harness.errors.TrainingDiverged` naming the step. Progress, logging and
+    checkpoints run in a Keras callback after each step; Keras's own progress bar is off.
+    """
+
+    def __init__(self, colorizer: KerasColorizer, train: LabSet, budget: Budget,
+                 ctx: FitContext) -> None:
+        if budget.epochs is None and budget.steps is None and budget.minutes is None:
+            raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
+        self.colorizer, self.train, self.budget, self.ctx = colorizer, train, budget, ctx
+        self.options = colorizer.options
+        self.steps_per_epoch = train.steps_per_epoch(self.options.batch_size)
+        limits = [budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch]
+        self.total_steps = min((n for n in limits if n is not None), default=None)
+        self.n_classes = len(train.class_names) if colorizer.uses_labels and train.has_labels \
+            else 0
+        self.step = 0
+        self.seconds = 0.0  # trained before this process started (resume)
+
+    def run(self) -> None:
+        # Models of earlier fits linger in reference cycles, their traced functions still
+        # registered with TensorFlow, which makes tracing this one several times slower.
+        gc.collect()
+        colorizer, ctx, opts = self.colorizer, self.ctx, self.options
+        colorizer.device = _keras_device(ctx.device)
+        strategy = _strategy(opts, ctx)
+        policy = "mixed_bfloat16" if opts.amp and _is_gpu(colorizer.device) else "float32"
+        keras.utils.set_random_seed(ctx.seed)
+        with strategy or _device_scope(colorizer.device):
+            with _dtype_policy(policy):
+                self.model = colorizer.build_model(self.n_classes)
+            loss, weights = colorizer.loss(self.n_classes)
+            jit = opts.jit_compile if opts.jit_compile is not None else _is_gpu(colorizer.device)
+            optimizer = keras.optimizers.AdamW(
+                learning_rate(opts, self.total_steps), beta_1=opts.betas[0],
+                beta_2=opts.betas[1], weight_decay=opts.weight_decay)
+            self.model.compile(optimizer=optimizer, loss=loss, loss_weights=weights,
+                               jit_compile=jit)
+            if ctx.resume:
+                self._resume()
+            if not self.done(self.seconds):
+                self._fit()
+        with _device_scope(colorizer.device):
+            inference = colorizer.build_model(self.n_classes)  # float32, one device
+        inference.set_weights(self.model.get_weights())
+        colorizer.model = _for_inference(inference)
+        colorizer.class_names = list(self.train.class_names) if self.n_classes else []
+
+    def _fit(self) -> None:
+        batches = _Batches(self.train, self.options.batch_size, self.step, self.total_steps,
+                           with_labels=self.n_classes > 0, workers=self.options.num_workers)
+        desc = self.ctx.model_dir.name
+        with Progress(self.total_steps, desc=desc, unit="step") as progress:
+            if self.step:
+                progress.update(self.step)
+            # One Keras epoch of the remaining steps; shuffle=False: the order is the loader's.
+            self.model.fit(batches, epochs=1, shuffle=False, verbose=0,
+                           callbacks=[_StepCallback(self, progress)])
+
+    def done(self, seconds: float) -> bool:
+        """Whether the budget is spent at ``self.step`` after ``seconds`` of training."""
+        minutes = self.budget.minutes
+        return (self.total_steps is not None and self.step >= self.total_steps) or \
+            (minutes is not None and seconds >= 60 * minutes)
+
+    def images_at(self, step: int) -> int:
+        """Images in the batch of ``step`` (1-based): the last of an epoch may be short."""
+        batch = (step - 1) % self.steps_per_epoch
+        return min(self.options.batch_size, len(self.train) - batch * self.options.batch_size)
+
+    def checkpoint(self, seconds: float) -> None:
+        """Write the step's checkpoint and ``last.json``, drop older ones, flush the loss log."""
+        folder = self.ctx.checkpoint_dir
+        name = f"step-{self.step:08d}.keras"
+        write_with(folder / name, self.model.save)
+        write_json(folder / LAST, {"file": name, "step": self.step,
+                                   "epoch": (self.step - 1) // self.steps_per_epoch,
+                                   "seconds": seconds})
+        for old in folder.glob("step-*.keras"):
+            if old.name != name:
+                old.unlink()
+        self.ctx.loss_log.flush()
+
+    def _resume(self) -> None:
+        path = self.ctx.checkpoint_dir / LAST
+        if not path.exists():
+            self.ctx.log.info("no checkpoint in %s: training from the start", path.parent)
+            return
+        meta = json.loads(path.read_text())
+        self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(path.parent / meta["file"])
+        self.step, self.seconds = int(meta["step"]), float(meta["seconds"])
+        self.ctx.loss_log.resume_at(self.step)
+        self.ctx.log.info("resuming %s from step %d", self.ctx.model_dir.name, self.step)
+
+
+class _StepCallback(keras.callbacks.Callback):
+    """After each step: divergence check, loss-log row and progress, checkpoint, minutes.
+
+    ``logs["loss"]`` is Keras's running mean since its metrics were last reset; they are reset
+    at each log row, so a row's loss is the mean over its steps, and a NaN step keeps the mean
+    NaN until it is seen.
+    """
+
+    def __init__(self, trainer: Trainer, progress: Progress) -> None:
+        super().__init__()
+        self.t, self.progress = trainer, progress
+        self.start = self.last_row = time.monotonic()
+        self.images = 0  # since the last row
+        self.loss = math.nan
+        self.logged = self.saved = trainer.step
+
+    def seconds(self) -> float:
+        return self.t.seconds + time.monotonic() - self.start
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        t = self.t
+        t.step += 1
+        self.images += t.images_at(t.step)
+        self.loss = float(logs["loss"])
+        if not math.isfinite(self.loss):
+            t.ctx.loss_log.flush()
+            raise TrainingDiverged(f"loss became {self.loss} at step {t.step}")
+        if t.step % t.options.log_every == 0:
+            self._row()
+        if t.step % t.options.checkpoint_every == 0:
+            self._checkpoint()
+        if t.done(self.seconds()):
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        self._checkpoint()
+
+    def _row(self) -> None:
+        t = self.t
+        if self.logged == t.step:
+            return
+        now = time.monotonic()
+        rate = self.images / max(now - self.last_row, 1e-9)
+        t.ctx.loss_log.append(t.step, (t.step - 1) // t.steps_per_epoch, self.loss, rate,
+                              self.seconds())
+        self.progress.update(t.step - self.logged, loss=self.loss, img_s=rate)
+        self.model.reset_metrics()
+        self.logged, self.last_row, self.images = t.step, now, 0
+
+    def _checkpoint(self) -> None:
+        self._row()
+        if self.saved != self.t.step:
+            self.t.checkpoint(self.seconds())
+            self.saved = self.t.step
+
+
+class _Batches(keras.utils.PyDataset):
+    """Steps ``start`` to ``stop`` (None: endless) over the shared loader's epochs, in order.
+
+    Step ``s`` is batch ``s mod steps_per_epoch`` of epoch ``s div steps_per_epoch`` of
+    ``train.keras_dataset``; the datasets of the epochs in reach are kept.
+    """
+
+    def __init__(self, train: LabSet, batch_size: int, start: int, stop: int | None, *,
+                 with_labels: bool, workers: int) -> None:
+        super().__init__(workers=max(1, workers))
+        self.train, self.batch_size, self.with_labels = train, batch_size, with_labels
+        self.start, self.stop = start, stop
+        self.steps_per_epoch = train.steps_per_epoch(batch_size)
+        self._epochs: dict[int, keras.utils.PyDataset] = {}
+
+    @property
+    def num_batches(self) -> int | None:
+        return None if self.stop is None else self.stop - self.start
+
+    def __getitem__(self, index: int):
+        epoch, batch = divmod(self.start + index, self.steps_per_epoch)
+        dataset = self._epochs.get(epoch)
+        if dataset is None:
+            dataset = self.train.keras_dataset(self.batch_size, shuffle=True, epoch=epoch,
+                                               with_labels=self.with_labels)
+            self._epochs = {e: d for e, d in self._epochs.items() if e >= epoch - 1}
+            self._epochs[epoch] = dataset
+        return dataset[batch]
+
+
+def _for_inference(model: keras.Model) -> keras.Model:
+    """Predict without XLA: inputs change size, and each size would be compiled anew."""
+    model.jit_compile = False
+    return model
+
+
+def _keras_device(device: str) -> str | None:
+    """A harness device (cpu, cuda, cuda:N, mps, auto) as a Keras device name.
+
+    ``None`` (auto, mps) leaves placement to Keras: TensorFlow's Metal plugin shows an Apple
+    GPU as ``GPU:0``.
+    """
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return "cpu:0"
+    if kind == "cuda":
+        return f"gpu:{index or 0}"
+    return None
+
+
+def _is_gpu(device: str | None) -> bool:
+    return device is not None and device.startswith("gpu")
+
+
+def _device_scope(device: str | None) -> contextlib.AbstractContextManager:
+    """Place ops on ``device``; a CPU scope keeps TensorFlow off any GPU without hiding it
+    from the rest of the process."""
+    return keras.device(device) if device else contextlib.nullcontext()
+
+
+def _strategy(options: KerasTrainOptions, ctx: FitContext):
+    """A MirroredStrategy scope over every visible GPU when asked for and there are two or
+    more (TensorFlow backend), else None."""
+    if options.distribute != "mirrored":
+        return None
+    gpus = 0
+    if keras.backend.backend() == "tensorflow" and _keras_device(ctx.device) != "cpu:0":
+        import tensorflow as tf
+
+        gpus = len(tf.config.list_logical_devices("GPU"))
+        if gpus >= 2:
+            return tf.distribute.MirroredStrategy().scope()
+    ctx.log.info("distribute=mirrored needs two or more GPUs (found %d): one device", gpus)
+    return None
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Build layers under the Keras dtype policy ``name``; restore the previous one after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

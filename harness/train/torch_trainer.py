@@ -1,0 +1,402 @@
+"""The shared torch training loop: plugins define a network, a loss and a decoder; it does the rest.
+
+A :class:`TorchColorizer` subclass supplies :meth:`~TorchColorizer.build_network`,
+:meth:`~TorchColorizer.loss` and :meth:`~TorchColorizer.decode` (and optionally
+:meth:`~TorchColorizer.prepare`); the base class trains with Adam under the host's budget,
+seeds, checkpoints, resumes, detects divergence, predicts and saves. Under ``torchrun`` it
+trains with DistributedDataParallel, one process per device, rank 0 writing every file.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from harness.atomic import atomic_path
+from harness.colorizer import Budget, Colorizer, FitContext, PluginOptions
+from harness.errors import TrainingDiverged
+from harness.progress import Progress
+from harness.train import distributed
+
+if TYPE_CHECKING:
+    from harness.data.dataset import LabSet
+
+CHECKPOINT = "last.pt"
+WEIGHTS = "weights.pt"
+
+
+class TorchTrainOptions(PluginOptions):
+    """Options of the shared torch trainer; a torch plugin's ``Options`` extends this class.
+
+    Adam's betas and the weight decay (L2, as in Caffe) are Zhang et al.'s; their learning rate
+    (3e-5, divided by 3 at 200k and 375k steps) suits 450k-step runs, so the default here is
+    higher, for budgets of hundreds to thousands of steps. ``schedule``: ``constant``;
+    ``cosine`` decays to 0 over the budget's steps (held constant when the budget is minutes
+    only); ``step`` multiplies the rate by ``lr_gamma`` at each of ``lr_milestones``.
+    """
+
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(1e-3, ge=0)
+    schedule: Literal["constant", "cosine", "step"] = "cosine"
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = Field(1 / 3, gt=0)
+    #: Steps between checkpoints (one is always written at the end).
+    checkpoint_every: int = Field(500, ge=1)
+    #: Steps between loss-log rows (each the mean loss since the last row). The loss is read
+    #: back from the device only then, so a GPU never waits for the host in between.
+    log_every: int = Field(10, ge=1)
+    num_workers: int = Field(0, ge=0)
+    #: Channels-last memory format on CUDA (faster convolutions on tensor cores).
+    channels_last: bool = True
+    #: bfloat16 autocast on CUDA; ignored on other devices.
+    amp: bool = True
+
+    @model_validator(mode="after")
+    def _milestones_for_step(self) -> TorchTrainOptions:
+        if self.schedule == "step" and not self.lr_milestones:
+            raise ValueError("lr_milestones: the step schedule needs at least one milestone")
+        return self
+
+
+def lr_factor(options: TorchTrainOptions, total_steps: int | None) -> Callable[[int], float]:
+    """The learning-rate multiplier at each step under ``options.schedule``."""
+    if options.schedule == "cosine" and total_steps:
+        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    if options.schedule == "step":
+        return lambda step: options.lr_gamma ** sum(step >= m for m in options.lr_milestones)
+    return lambda step: 1.0
+
+
+class TorchColorizer(Colorizer):
+    """A colorizer trained by the shared torch loop.
+
+    The network maps L (B, 1, H, W) in [0, 100] to outputs: a tensor, or a tuple, list or dict
+    of tensors, which reach :meth:`loss` and :meth:`decode` in float32 whatever the autocast
+    precision. State beyond the network's (a class prior, say) belongs in ``self.buffers``, a
+    dict of tensors that follows the device and is saved in checkpoints and ``weights.pt``.
+    ``val`` is not used by this loop. ``fit`` trains on ``ctx.device``; a model made by
+    ``load`` sits on CUDA when there is one, else the CPU, until :meth:`to` moves it.
+    """
+
+    framework = "torch"
+    Options = TorchTrainOptions
+    options: TorchTrainOptions
+
+    def __init__(self, options: TorchTrainOptions | None = None) -> None:
+        super().__init__(options)
+        self.net: nn.Module | None = None
+        self.buffers: dict[str, Tensor] = {}
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    @abc.abstractmethod
+    def build_network(self) -> nn.Module:
+        """A freshly initialised network: L (B, 1, H, W) in [0, 100] -> outputs."""
+
+    @abc.abstractmethod
+    def loss(self, outputs: Any, batch: dict[str, Tensor]) -> Tensor:
+        """The scalar training loss; ``batch`` holds ``L`` (B, 1, H, W), ``ab`` (B, 2, H, W)
+        and ``label`` (B,) on the training device."""
+
+    @abc.abstractmethod
+    def decode(self, outputs: Any) -> Tensor:
+        """ab (B, 2, h, w) in Lab units; resized bilinearly to the input size if h, w differ."""
+
+    def prepare(self, train: LabSet, ctx: FitContext) -> None:  # noqa: B027 - optional hook
+        """Called once before training starts (not on resume: ``buffers`` come back from the
+        checkpoint), e.g. to compute a class prior in one pass over ``train``."""
+
+    def to(self, device: str | torch.device) -> TorchColorizer:
+        """Move the network and buffers to ``device`` (channels-last on CUDA if enabled)."""
+        self.device = torch.device(device)
+        self.buffers = {k: v.to(self.device) for k, v in self.buffers.items()}
+        if self.net is not None:
+            self.net.to(self.device, memory_format=self._memory_format())
+        return self
+
+    def fit(self, train: LabSet, val: LabSet | None, budget: Budget, ctx: FitContext) -> None:
+        """Train on ``train`` until ``budget`` runs out; see :class:`Trainer`."""
+        Trainer(self, train, budget, ctx).run()
+
+    @torch.inference_mode()
+    def predict(self, L: np.ndarray) -> np.ndarray:
+        """Colorize L (N, H, W) in [0, 100] -> ab (N, H, W, 2) float32, in batches."""
+        net = self._trained_net()
+        net.eval()
+        L = np.asarray(L, dtype=np.float32)
+        out = np.empty((*L.shape, 2), dtype=np.float32)
+        for start in range(0, len(L), self.options.batch_size):
+            x = torch.from_numpy(L[start : start + self.options.batch_size, None])
+            x = x.to(self.device, memory_format=self._memory_format())  # B x 1 x H x W
+            with self._autocast():
+                outputs = net(x)
+            ab = self.decode(_float32(outputs))  # B x 2 x h x w
+            if ab.shape[-2:] != L.shape[-2:]:
+                ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+            out[start : start + len(x)] = ab.permute(0, 2, 3, 1).float().cpu().numpy()
+        return out
+
+    def save(self, directory: Path) -> None:
+        """Write ``weights.pt`` (network state dict and buffers) atomically; rank 0 only."""
+        if not distributed.is_main():
+            return
+        state = {"model": self._trained_net().state_dict(), "buffers": self.buffers}
+        with atomic_path(Path(directory) / WEIGHTS) as tmp:
+            torch.save(state, tmp)
+
+    def load(self, directory: Path) -> None:
+        """Read ``weights.pt`` with ``weights_only=True`` onto ``self.device``."""
+        state = torch.load(Path(directory) / WEIGHTS, map_location="cpu", weights_only=True)
+        self.net = self.build_network()
+        self.net.load_state_dict(state["model"])
+        self.buffers = dict(state["buffers"])
+        self.to(self.device)
+
+    def _trained_net(self) -> nn.Module:
+        if self.net is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit() or load() first")
+        return self.net
+
+    def _memory_format(self) -> torch.memory_format:
+        cuda = self.device.type == "cuda" and self.options.channels_last
+        return torch.channels_last if cuda else torch.preserve_format
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda" and self.options.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+class _EpochSampler(DistributedSampler):
+    """This rank's share of an epoch, a pure function of (seed, epoch), from sample ``start``
+    on: a resumed run replays the interrupted epoch's order from where it stopped."""
+
+    start = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return max(0, super().__len__() - self.start)
+
+
+class Trainer:
+    """One ``fit`` of a :class:`TorchColorizer`.
+
+    The budget is the first of epochs, steps or minutes (minutes count the time trained
+    before a resume). Seeds torch from ``ctx.seed``; on the CPU deterministic kernels make a
+    resumed run bit-identical to an uninterrupted one. Every ``checkpoint_every`` steps and at
+    the end, rank 0 writes ``ctx.checkpoint_dir / "last.pt"`` (model, optimizer, scheduler,
+    step, epoch, RNG states, buffers) atomically and flushes ``ctx.loss_log``; with
+    ``ctx.resume`` training continues from that checkpoint. A NaN or infinite loss raises
+    :class:`~harness.errors.TrainingDiverged` naming the step.
+    """
+
+    def __init__(self, model: TorchColorizer, train: LabSet, budget: Budget,
+                 ctx: FitContext) -> None:
+        if budget.epochs is None and budget.steps is None and budget.minutes is None:
+            raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
+        if not len(train):
+            raise ValueError("the training set is empty")
+        self.model, self.train, self.budget, self.ctx = model, train, budget, ctx
+        self.options = model.options
+        distributed.init_from_env(ctx.device)
+        self.device = distributed.rank_device(ctx.device)
+        self.main = distributed.is_main()
+        self.sampler = _EpochSampler(train, num_replicas=distributed.world_size(),
+                                     rank=distributed.rank(), shuffle=True, seed=ctx.seed)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / self.options.batch_size)
+        limits = [budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch]
+        self.total_steps = min((n for n in limits if n is not None), default=None)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.saved_step = -1  # the step of the last checkpoint written
+        self.seconds = 0.0  # trained before this process started (resume)
+        self.pending: list[tuple[int, int, Tensor, int]] = []  # step, epoch, loss, images
+
+    def run(self) -> None:
+        model, ctx = self.model, self.ctx
+        with _backend_flags(self.device):
+            torch.manual_seed(ctx.seed)
+            model.net = model.build_network()
+            model.to(self.device)
+            opts = self.options
+            self.optimizer = torch.optim.Adam(model.net.parameters(), lr=opts.lr,
+                                              betas=opts.betas, weight_decay=opts.weight_decay)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lr_factor(opts, self.total_steps))
+            if not (ctx.resume and self._resume()):
+                model.prepare(self.train, ctx)
+                model.to(self.device)
+            self.net = model.net
+            if distributed.world_size() > 1:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.net = DistributedDataParallel(model.net, device_ids=ids)
+            self._loop()
+
+    def _loop(self) -> None:
+        self.net.train()
+        start = self.last_log = time.monotonic()
+        progress = Progress(self.total_steps, desc=self.ctx.model_dir.name, unit="step") \
+            if self.main else None
+        try:
+            while not self._done(start):
+                for batch in self._epoch_loader():
+                    self._train_step(batch)
+                    if self.step % self.options.log_every == 0:
+                        self._log(start, progress)
+                    if self.step % self.options.checkpoint_every == 0:
+                        self._checkpoint(start, progress)
+                    if self._done(start):
+                        break
+                else:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            self._checkpoint(start, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _done(self, start: float) -> bool:
+        done = self.total_steps is not None and self.step >= self.total_steps
+        if self.budget.minutes is not None:
+            elapsed = self.seconds + time.monotonic() - start
+            done = distributed.any_rank(done or elapsed >= 60 * self.budget.minutes, self.device)
+        return done
+
+    def _epoch_loader(self) -> torch.utils.data.DataLoader:
+        # A loader per epoch: its dataset (copied into any worker processes) reads this epoch's
+        # crops, and the sampler skips the batches an interrupted run already trained on.
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.start = self.batch_in_epoch * self.options.batch_size
+        return self.train.torch_loader(
+            self.options.batch_size, epoch=self.epoch, sampler=self.sampler,
+            num_workers=self.options.num_workers, pin_memory=self.device.type == "cuda")
+
+    def _train_step(self, batch: dict[str, Tensor]) -> None:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch["L"] = batch["L"].to(memory_format=self.model._memory_format())  # B x 1 x H x W
+        with self.model._autocast():
+            outputs = self.net(batch["L"])
+        loss = self.model.loss(_float32(outputs), batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.batch_in_epoch += 1
+        images = len(batch["L"]) * distributed.world_size()
+        self.pending.append((self.step, self.epoch, loss.detach(), images))
+
+    def _log(self, start: float, progress: Progress | None) -> None:
+        """Read the pending losses back (one device sync), check them, append a log row."""
+        if not self.pending:
+            return
+        losses = torch.stack([p[2] for p in self.pending]).float().cpu()
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            at = self.pending[int(bad[0])][0]
+            if self.main:
+                self.ctx.loss_log.flush()
+            raise TrainingDiverged(f"loss became {losses[bad[0]].item()} at step {at}")
+        now = time.monotonic()
+        rate = sum(p[3] for p in self.pending) / max(now - self.last_log, 1e-9)
+        loss = losses.mean().item()
+        if self.main:
+            self.ctx.loss_log.append(self.step, self.epoch, loss, rate,
+                                     self.seconds + now - start)
+            if progress is not None:
+                progress.update(len(self.pending), loss=loss, img_s=rate)
+        self.pending.clear()
+        self.last_log = now
+
+    def _checkpoint(self, start: float, progress: Progress | None) -> None:
+        self._log(start, progress)
+        if not self.main or self.saved_step == self.step:
+            return
+        self.saved_step = self.step
+        state = {
+            "model": self.model.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "buffers": self.model.buffers,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "seconds": self.seconds + time.monotonic() - start,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device)
+            if self.device.type == "cuda" else None,
+        }
+        with atomic_path(self.ctx.checkpoint_dir / CHECKPOINT) as tmp:
+            torch.save(state, tmp)
+        self.ctx.loss_log.flush()
+
+    def _resume(self) -> bool:
+        """Restore the last checkpoint if there is one; return whether there was."""
+        path = self.ctx.checkpoint_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.net.load_state_dict(state["model"])
+        self.model.buffers = dict(state["buffers"])
+        self.model.to(self.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch, self.seconds = state["batch_in_epoch"], state["seconds"]
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if state["rng_cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+        if self.main:
+            self.ctx.loss_log.resume_at(self.step)
+        self.ctx.log.info("resuming %s from step %d", self.ctx.model_dir.name, self.step)
+        return True
+
+
+def _float32(outputs: Any) -> Any:
+    """Network outputs in float32: a tensor, or a tuple, list or dict of them."""
+    if isinstance(outputs, Tensor):
+        return outputs.float()
+    if isinstance(outputs, dict):
+        return {k: _float32(v) for k, v in outputs.items()}
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_float32(v) for v in outputs)
+    return outputs
+
+
+@contextlib.contextmanager
+def _backend_flags(device: torch.device) -> Iterator[None]:
+    """Deterministic kernels on the CPU, cuDNN autotuning on CUDA; restored afterwards.
+
+    Determinism does not need uninitialised memory filled with NaN (a debugging aid that
+    costs a sixth of a CPU training step), so that is switched off meanwhile.
+    """
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory,
+             torch.backends.cudnn.benchmark)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[2]
+        torch.backends.cudnn.benchmark = saved[3]

@@ -1,0 +1,1 @@
+"""The built-in model plugins, registered through the same hooks as third-party ones."""

@@ -1,0 +1,100 @@
+"""iizuka: registration, any input size, the joint class branch with and without labels."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pluggy
+import pytest
+
+from harness import hookspecs
+from harness.colorizer import Budget, FitContext
+from harness.data.dataset import LabSet
+from harness.progress import LossLog
+from harness.train.keras_trainer import keras
+from plugins import iizuka
+from plugins.iizuka import IizukaColorizer, IizukaOptions, build_iizuka_net, dense_sizes
+
+TINY = {"width": 0.0625, "global_size": 32, "batch_size": 8, "log_every": 5}
+
+
+def lab_set(n: int = 16, size: int = 16, labelled: bool = True) -> LabSet:
+    """Class 0: horizontal stripes, warm; class 1: vertical stripes, cool."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 2
+    y, x = np.mgrid[0:size, 0:size] / size
+    freq = rng.uniform(1, 3, (n, 1, 1))
+    L = 50 + 30 * np.sin(2 * np.pi * freq * np.where(labels[:, None, None] == 0, y, x))
+    ab = np.where(labels[:, None, None, None] == 0, [40.0, 50.0], [-30.0, -40.0])
+    lab = np.concatenate([L[..., None], ab * np.ones_like(L[..., None])], -1)
+    names = [f"img{i}" for i in range(n)]
+    if not labelled:
+        return LabSet(lab.astype(np.float32), range(n), names, np.full(n, -1), [])
+    return LabSet(lab.astype(np.float32), range(n), names, labels, ["warm", "cool"])
+
+
+def fit(tmp_path, data: LabSet, steps: int, **options) -> tuple[IizukaColorizer, FitContext]:
+    ctx = FitContext(device="cpu", seed=0, model_dir=tmp_path / "iizuka",
+                     loss_log=LossLog(tmp_path / "loss.csv"))
+    model = IizukaColorizer(IizukaOptions(**{**TINY, **options}))
+    model.fit(data, None, Budget(steps=steps), ctx)
+    return model, ctx
+
+
+def test_registers_as_a_keras_colorizer():
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(hookspecs)
+    pm.register(iizuka)
+    seen = []
+    pm.hook.harness_register_colorizers(register=lambda *a, **k: seen.append((a, k)))
+    [((name, cls), kwargs)] = seen
+    assert (name, cls, kwargs["framework"]) == ("iizuka", IizukaColorizer, "keras")
+
+
+def test_global_size_must_survive_five_halvings():
+    with pytest.raises(ValueError, match="global_size"):
+        IizukaOptions(global_size=48)
+
+
+@pytest.mark.parametrize("n_classes", [0, 3])
+def test_any_multiple_of_8_keeps_its_size(n_classes):
+    net = build_iizuka_net(0.0625, 32, n_classes)
+    out = net(np.full((2, 24, 40, 1), 50, np.float32))
+    ab = np.asarray(out["ab"] if n_classes else out)
+    assert ab.shape == (2, 24, 40, 2) and np.abs(ab).max() <= 110
+    if n_classes:
+        assert tuple(out["label"].shape) == (2, 3)
+
+
+def test_paper_dense_sizes_scale_only_below_width_1():
+    assert dense_sizes(2.0) == (1024, 512, 256, 256)
+    assert dense_sizes(0.25) == (256, 128, 64, 64)
+    net = build_iizuka_net(0.25, 32, 6)
+    units = [layer.units for layer in net.layers if isinstance(layer, keras.layers.Dense)]
+    assert units == [256, 128, 64, 64, 6]
+
+
+def test_labelled_training_reports_class_accuracy_and_round_trips(tmp_path):
+    data = lab_set()
+    model, ctx = fit(tmp_path, data, 30, alpha=1.0, lr=3e-3)
+    assert model.class_names == data.class_names
+    result = model.extra_results(data)
+    assert set(result) == {"class_accuracy"} and 0.0 <= result["class_accuracy"] <= 1.0
+    assert result["class_accuracy"] >= 0.75  # stripe orientation is easy for the global branch
+
+    model.save(tmp_path / "saved")
+    again = IizukaColorizer(IizukaOptions(**TINY))
+    again.load(tmp_path / "saved")
+    L = data.arrays()[0]
+    np.testing.assert_allclose(again.predict(L), model.predict(L), atol=1e-4)
+    assert again.extra_results(data) == result
+
+
+def test_unlabelled_training_has_no_class_output(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="harness"):
+        model, ctx = fit(tmp_path, lab_set(labelled=False), 2)
+    assert "no class labels" in caplog.text
+    assert not isinstance(model.model.output, dict)
+    assert model.extra_results(lab_set()) == {}
+    assert model.predict(lab_set().arrays()[0][:2]).shape == (2, 16, 16, 2)
