@@ -1,9 +1,10 @@
-"""Shared fixtures: an isolated cache, throwaway plugins, the README's example plugin."""
+"""Shared fixtures: an isolated cache, throwaway plugins, the README's example plugin, Chromium."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -74,3 +75,73 @@ def cli():
                               text=True, env=full_env, cwd=cwd, timeout=timeout)
 
     return run
+
+
+CHROMIUM_INSTALL = "apt-get install -y chromium chromium-driver && pip install selenium"
+
+
+def _find_executable(env: str, *candidates: str) -> str | None:
+    """``$env`` if set (and it exists), else the first candidate found; None if none."""
+    if os.environ.get(env):
+        return os.environ[env] if Path(os.environ[env]).exists() else None
+    for name in candidates:
+        found = name if Path(name).is_absolute() and Path(name).exists() else shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """Start headless Chromium driven by selenium: ``chromium(download_dir=None, window_size=)``.
+
+    With ``download_dir`` (created here) downloads are saved there, and the driver's
+    ``downloads`` attribute names it. HARNESS_CHROMIUM / HARNESS_CHROMEDRIVER point at other
+    binaries. Skips, saying what is missing, without selenium, Chromium or chromedriver.
+    Every driver started is quit at teardown.
+    """
+    drivers = []
+
+    def start(download_dir: Path | None = None, window_size: tuple[int, int] = (1200, 900)):
+        try:
+            from selenium import webdriver
+            from selenium.common.exceptions import WebDriverException
+            from selenium.webdriver.chrome.service import Service
+        except ImportError:
+            pytest.skip(f"selenium is not installed; to run the browser test: {CHROMIUM_INSTALL}")
+        binary = _find_executable("HARNESS_CHROMIUM", "/usr/bin/chromium", "chromium",
+                                  "chromium-browser", "google-chrome")
+        if binary is None:
+            pytest.skip(f"no Chromium browser found (or set HARNESS_CHROMIUM); {CHROMIUM_INSTALL}")
+        driver_path = _find_executable("HARNESS_CHROMEDRIVER", "/usr/bin/chromedriver",
+                                       "chromedriver")
+        if driver_path is None:
+            pytest.skip(f"no chromedriver found (or set HARNESS_CHROMEDRIVER); {CHROMIUM_INSTALL}")
+        options = webdriver.ChromeOptions()
+        options.binary_location = binary
+        width, height = window_size
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                    f"--user-data-dir={tmp_path / f'profile-{len(drivers)}'}",
+                    f"--window-size={width},{height}"):
+            options.add_argument(arg)
+        if download_dir is not None:
+            download_dir.mkdir(parents=True, exist_ok=True)
+            options.add_experimental_option("prefs", {
+                "download.default_directory": str(download_dir),
+                "download.prompt_for_download": False,
+                "profile.default_content_setting_values.automatic_downloads": 1})
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+        try:
+            driver = webdriver.Chrome(service=Service(executable_path=driver_path),
+                                      options=options)
+        except WebDriverException as exc:
+            pytest.skip(f"Chromium would not start: {exc.msg}")
+        driver.downloads = download_dir
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,95 +12,27 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.config import load_config
 from harness.errors import ExitCode
-from harness.plugins import get_plugin_manager
 from harness.report.build import build_report
-from harness.run import execute
 
 ROOT = Path(__file__).resolve().parents[2]
-
-#: A throwaway colorizer that logs a training curve (the baselines have none) and one that fails.
-PLUGIN = """
-import numpy as np
-from harness import hookimpl
-from harness.colorizer import Colorizer, PluginOptions
-
-
-class Options(PluginOptions):
-    fail: bool = False
-
-
-class Tinted(Colorizer):
-    Options = Options
-
-    def fit(self, train, val, budget, ctx):
-        if self.options.fail:
-            raise RuntimeError("deliberate failure in fit")
-        for step in range(1, 31):
-            ctx.loss_log.append(step, 0, 4.0 / step, 100.0, 0.01 * step)
-        ctx.loss_log.flush()
-
-    def predict(self, L):
-        ab = np.empty((*L.shape, 2), dtype=np.float32)
-        ab[..., 0] = (L - 50.0) * 0.4
-        ab[..., 1] = 30.0 - 0.3 * L
-        return ab
-
-    def save(self, directory):
-        pass
-
-    def load(self, directory):
-        pass
-
-
-@hookimpl
-def harness_register_colorizers(register):
-    register("tinted", Tinted, framework="numpy", summary="tint by luminance (tests)")
-"""
 
 FIGURES = ("colorfulness", "ab-histogram", "auc", "loss")
 
 
-def _execute(path: Path | str, *overrides: str) -> Path:
-    cfg = load_config(path, list(overrides))
-    run_dir, _ = execute(cfg, get_plugin_manager(cfg.plugins))
-    return run_dir
-
-
 @pytest.fixture(scope="session")
-def rich_run(tmp_path_factory) -> Path:
+def rich_run(plugin_run) -> Path:
     """A finished run with a training curve, a failed model and six test images."""
-    base = tmp_path_factory.mktemp("rich")
-    (base / "report_test_plugin.py").write_text(textwrap.dedent(PLUGIN))
-    (base / "rich.yaml").write_text(f"""
-name: rich_test
-device: cpu
-data: {{source: demo, size: 16, eval_size: 24, test_fraction: 0.7}}
-budget: {{steps: 2}}
-models:
-  - plugin: gray
-  - plugin: mean-prior
-  - {{plugin: tinted, name: tinted_v2}}
-  - {{plugin: tinted, name: broken, options: {{fail: true}}}}
-metrics: [psnr, colorfulness, dcf, auc]
-plugins: [report_test_plugin]
-report: {{bootstrap: 100, samples: 2}}
-output_dir: {base / "results"}
-""")
-    sys.path.insert(0, str(base))
-    try:
-        return _execute(base / "rich.yaml")
-    finally:
-        sys.path.remove(str(base))
-        sys.modules.pop("report_test_plugin", None)
+    return plugin_run("rich_test", "[{plugin: gray}, {plugin: mean-prior}, "
+                      "{plugin: tinted, name: tinted_v2}, "
+                      "{plugin: tinted, name: broken, options: {fail: true}}]")
 
 
 @pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory) -> list[Path]:
+def smoke_runs(tmp_path_factory, execute_config) -> list[Path]:
     """configs/smoke.yaml run twice, with seeds 0 and 1."""
     out = tmp_path_factory.mktemp("smoke-results")
-    return [_execute(ROOT / "configs" / "smoke.yaml", f"seed={seed}", f"output_dir={out}")
+    return [execute_config(ROOT / "configs" / "smoke.yaml", f"seed={seed}", f"output_dir={out}")
             for seed in (0, 1)]
 
 

@@ -20,34 +20,14 @@ from harness.study.kit import export_kit, plan_raters
 MODELS = ("zhang", "iizuka", "mean-prior")
 
 
-def make_run(root: Path, models=MODELS, n: int = 30, size: int = 8) -> Path:
-    """A finished run as the study needs it: test_lab.npy, names, models' pred_ab.npy."""
-    rng = np.random.default_rng(0)
-    run = root / "run"
-    lab = np.concatenate([rng.uniform(20, 80, (n, size, size, 1)),
-                          rng.uniform(-40, 40, (n, size, size, 2))], -1).astype(np.float32)
-    (run / "models").mkdir(parents=True)
-    np.save(run / "test_lab.npy", lab)
-    (run / "data_report.json").write_text(json.dumps(
-        {"test_images": [f"photo{i:02d}" for i in range(n)]}))
-    for k, model in enumerate((*models, "broken")):
-        (run / "models" / model).mkdir()
-        done = model != "broken"
-        (run / "models" / model / "status.json").write_text(
-            json.dumps({"status": "done" if done else "failed"}))
-        if done:
-            np.save(run / "models" / model / "pred_ab.npy", lab[..., 1:] * (0.3 * k))
-    return run
-
-
 def kit_items(out: Path) -> dict:
     text = (out / "items.js").read_text()
     return json.loads(text[text.index("{"):text.rindex("}") + 1])
 
 
 @pytest.fixture
-def run(tmp_path) -> Path:
-    return make_run(tmp_path)
+def run(fake_run) -> Path:
+    return fake_run(MODELS, broken=True)
 
 
 def test_plausibility_lists_have_the_right_counts_and_balance(run, tmp_path):

@@ -10,12 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness.study.kit import export_kit
@@ -23,72 +20,20 @@ from harness.study.votes import import_votes, load_votes
 
 KIT_COLUMNS = ["rater_id", "item_id", "answer", "design", "rater_slot", "trial", "response_ms",
                "left", "timestamp"]
-INSTALL = "apt-get install -y chromium chromium-driver && pip install selenium"
 
 
-def make_run(root: Path, models=("zhang", "iizuka"), n: int = 12, size: int = 16) -> Path:
-    """A finished run as the study needs it: test_lab.npy, names, models' pred_ab.npy."""
-    rng = np.random.default_rng(0)
-    run = root / "run"
-    lab = np.concatenate([rng.uniform(20, 80, (n, size, size, 1)),
-                          rng.uniform(-40, 40, (n, size, size, 2))], -1).astype(np.float32)
-    (run / "models").mkdir(parents=True)
-    np.save(run / "test_lab.npy", lab)
-    (run / "data_report.json").write_text(json.dumps(
-        {"test_images": [f"photo{i:02d}" for i in range(n)]}))
-    for k, model in enumerate(models):
-        (run / "models" / model).mkdir()
-        (run / "models" / model / "status.json").write_text('{"status": "done"}')
-        np.save(run / "models" / model / "pred_ab.npy", lab[..., 1:] * (0.3 * k))
+@pytest.fixture
+def run(fake_run) -> Path:
+    """A finished run with two models and twelve 16x16 test images."""
+    run = fake_run(n=12, size=16)
     (run / "table.md").write_text("# fake\n")
     return run
 
 
-def _find(env: str, *candidates: str) -> str | None:
-    if os.environ.get(env):
-        return os.environ[env] if Path(os.environ[env]).exists() else None
-    for name in candidates:
-        found = name if Path(name).is_absolute() and Path(name).exists() else shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 @pytest.fixture
-def browser(tmp_path):
+def browser(chromium, tmp_path):
     """Headless Chromium that saves downloads in ``browser.downloads``; skipped if missing."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip(f"selenium is not installed; to run the browser test: {INSTALL}")
-    binary = _find("HARNESS_CHROMIUM", "/usr/bin/chromium", "chromium", "chromium-browser",
-                   "google-chrome")
-    if binary is None:
-        pytest.skip(f"no Chromium browser found (or set HARNESS_CHROMIUM); {INSTALL}")
-    driver_path = _find("HARNESS_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
-    if driver_path is None:
-        pytest.skip(f"no chromedriver found (or set HARNESS_CHROMEDRIVER); {INSTALL}")
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
-        options.add_argument(arg)
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads),
-        "download.prompt_for_download": False,
-        "profile.default_content_setting_values.automatic_downloads": 1})
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.downloads = downloads
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    return chromium(download_dir=tmp_path / "downloads")
 
 
 def answer_all(driver, count: int, press) -> list[str]:
@@ -134,10 +79,9 @@ def start(driver, kit: Path, slot: int, rater: str) -> None:
     driver.find_element(By.ID, "start-button").click()
 
 
-def test_plausibility_session_downloads_votes_that_import(browser, tmp_path):
+def test_plausibility_session_downloads_votes_that_import(browser, run, tmp_path):
     from selenium.webdriver.common.by import By
 
-    run = make_run(tmp_path)
     res = export_kit(run, tmp_path / "kit", raters=3, colorized=4, real=4, seed=5)
     start(browser, res.out, 2, "tester, 1")
     expected = []
@@ -179,11 +123,10 @@ def test_plausibility_session_downloads_votes_that_import(browser, tmp_path):
     assert "## Human study" in table and "| real images (control) |" in table
 
 
-def test_2afc_session_maps_sides_to_images(browser, tmp_path):
+def test_2afc_session_maps_sides_to_images(browser, run, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    run = make_run(tmp_path)
     res = export_kit(run, tmp_path / "kit", design="2afc", raters=1, colorized=4, seed=2)
     start(browser, res.out, 1, "p2")
     chosen = ["left", "right", "left", "right"]

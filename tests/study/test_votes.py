@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -20,30 +19,14 @@ SUMMARY_HEAD = ("model,metric,value,ci_low,ci_high,n,p_vs_ref,significant,direct
 TABLE = "# fake\n\n| model | psnr ↑ (dB) |\n|---|---|\n| zhang (ref) | 20.1 [19, 21] |\n"
 
 
-def make_run(root: Path, models=("zhang", "iizuka"), n: int = 30, size: int = 8) -> Path:
-    """A finished run as the study needs it, with the run's own summary.csv and table.md."""
-    rng = np.random.default_rng(0)
-    run = root / "run"
-    lab = np.concatenate([rng.uniform(20, 80, (n, size, size, 1)),
-                          rng.uniform(-40, 40, (n, size, size, 2))], -1).astype(np.float32)
-    (run / "models").mkdir(parents=True)
-    np.save(run / "test_lab.npy", lab)
-    (run / "data_report.json").write_text(json.dumps(
-        {"test_images": [f"photo{i:02d}" for i in range(n)]}))
-    for k, model in enumerate(models):
-        (run / "models" / model).mkdir()
-        (run / "models" / model / "status.json").write_text('{"status": "done"}')
-        np.save(run / "models" / model / "pred_ab.npy", lab[..., 1:] * (0.3 * k))
+@pytest.fixture
+def study(fake_run, tmp_path):
+    """A run with a plausibility kit and a 2AFC kit; returns (run, items by kind/method)."""
+    models, n = ("zhang", "iizuka"), 30
+    run = fake_run(models, n)  # with the run's own summary.csv and table.md
     (run / "summary.csv").write_text(SUMMARY_HEAD + "".join(
         f"{m},psnr,20.1,19.0,21.0,{n},,False,higher,dB,image,ok,\n" for m in models))
     (run / "table.md").write_text(TABLE)
-    return run
-
-
-@pytest.fixture
-def study(tmp_path):
-    """A run with a plausibility kit and a 2AFC kit; returns (run, items by kind/method)."""
-    run = make_run(tmp_path)
     export_kit(run, tmp_path / "kit", raters=4, colorized=6, real=6)
     export_kit(run, tmp_path / "kit2", design="2afc", raters=2, colorized=4)
     items = {}
