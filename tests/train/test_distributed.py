@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,7 +57,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_identical_parameters(tmp_path):
+def test_two_processes_train_identical_parameters(tmp_path, monkeypatch):
+    # Spawned workers import this module by its pytest name (tests.train...); make the
+    # project root importable for them whichever way pytest was launched.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     mp.spawn(_train, args=(_free_port(), tmp_path), nprocs=WORLD, join=True)
     results = [torch.load(tmp_path / f"result{r}.pt", weights_only=True) for r in range(WORLD)]
     assert all(r["world"] == WORLD for r in results)
