@@ -91,7 +91,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads; 1 is steadier on a machine others are using")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     logging.disable(logging.INFO)
     warmup = 5
     options = ZhangColorizer.Options(width=args.width, batch_size=args.batch_size,

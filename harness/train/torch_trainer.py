@@ -253,6 +253,8 @@ class Trainer:
         start = self.last_log = time.monotonic()
         progress = Progress(self.total_steps, desc=self.ctx.model_dir.name, unit="step") \
             if self.main else None
+        if progress is not None and self.step:
+            progress.update(self.step)  # resumed: the bar starts where the checkpoint stopped
         try:
             while not self._done(start):
                 for batch in self._epoch_loader():
