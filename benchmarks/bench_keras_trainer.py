@@ -4,16 +4,19 @@
     python benchmarks/bench_keras_trainer.py [--width 0.25] [--size 64] [--batch 16]
 
 All three train the same network (the regression-mse encoder-decoder), batch and optimizer
-(AdamW, ABLoss) on the CPU or the device given. Rates are steady-state images/s: the first
-``--warmup`` steps (graph tracing) are left out. The trainer reads random crops through the
-shared loader and runs its per-step callback (loss log, progress, NaN check); the bare fit and
-the torch loop read the same number of crops from arrays already in memory. Runs alternate
-and the median of ``--repeats`` is reported, so a busy machine disturbs both sides alike.
+(AdamW, mean squared error on normalize_ab) on the CPU or the device given. Rates are steady
+state: the first ``--warmup`` steps (graph tracing) are left out. The trainer reads random
+crops through the shared loader and runs its per-step callback (loss log, progress, NaN
+check); the bare fit and the torch loop read the same number of crops from arrays already in
+memory. Each rate is given per wall-clock second and per CPU-second of the process (all its
+threads): the second is what each image costs, and stays put when other processes compete for
+the cores. Runs alternate and the median of ``--repeats`` is reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -50,20 +53,41 @@ def lab_set(n: int, size: int) -> LabSet:
     return LabSet(lab, range(n), [f"img{i}" for i in range(n)], np.full(n, -1), [], crop=size)
 
 
-def trainer_rate(args, data: LabSet, device: str) -> float:
-    """Steady-state images/s of ``RegressionColorizer.fit``, from its loss log."""
+class ClockedLog(LossLog):
+    """A loss log that also notes the wall clock and the process's CPU time at each row."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.clock: list[tuple[float, float]] = []
+
+    def append(self, step, *args) -> None:
+        super().append(step, *args)
+        self.clock.append((time.perf_counter(), time.process_time()))
+
+
+def trainer_rate(args, data: LabSet, device: str) -> tuple[float, float]:
+    """Steady-state images per second and per CPU-second of ``RegressionColorizer.fit``."""
     folder = Path(tempfile.mkdtemp())
     ctx = FitContext(device=device, seed=0, model_dir=folder / "trainer",
-                     loss_log=LossLog(folder / "loss.csv"))
+                     loss_log=ClockedLog(folder / "loss.csv"))
     options = RegressionOptions(width=args.width, batch_size=args.batch, log_every=args.warmup,
                                 checkpoint_every=10**6, jit_compile=False)
     RegressionColorizer(options).fit(data, None, Budget(steps=args.warmup + args.steps), ctx)
-    first, last = ctx.loss_log.rows[0], ctx.loss_log.rows[-1]
-    return (last["step"] - first["step"]) * args.batch / (last["seconds"] - first["seconds"])
+    log = ctx.loss_log
+    images = (log.rows[-1]["step"] - log.rows[0]["step"]) * args.batch
+    (wall0, cpu0), (wall1, cpu1) = log.clock[0], log.clock[-1]
+    return images / (wall1 - wall0), images / (cpu1 - cpu0)
 
 
-def bare_fit_rate(args, data: LabSet, device: str) -> float:
-    """Images/s of ``model.fit`` on arrays in memory, same network, loss and optimizer."""
+def timed(run, images: int) -> tuple[float, float]:
+    """Images per second and per CPU-second of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return images / (time.perf_counter() - wall), images / (time.process_time() - cpu)
+
+
+def bare_fit_rate(args, data: LabSet, device: str) -> tuple[float, float]:
+    """The same for ``model.fit`` on arrays in memory: same network, loss and optimizer."""
     L, ab = data.batch(np.arange(args.batch * args.steps) % len(data))
     with keras.device("cpu:0" if device == "cpu" else "gpu:0"):
         keras.utils.set_random_seed(0)
@@ -72,9 +96,8 @@ def bare_fit_rate(args, data: LabSet, device: str) -> float:
                       loss=ABLoss(), jit_compile=False)
         n_warm = args.batch * args.warmup
         model.fit(L[:n_warm, ..., None], ab[:n_warm], batch_size=args.batch, verbose=0)
-        start = time.perf_counter()
-        model.fit(L[..., None], ab, batch_size=args.batch, verbose=0)
-        return len(L) / (time.perf_counter() - start)
+        return timed(lambda: model.fit(L[..., None], ab, batch_size=args.batch, verbose=0),
+                     len(L))
 
 
 def torch_twin(width: float):
@@ -108,8 +131,8 @@ def torch_twin(width: float):
     return Twin()
 
 
-def torch_rate(args, data: LabSet, device: str) -> float:
-    """Images/s of a plain torch loop training the twin on the same crops in memory."""
+def torch_rate(args, data: LabSet, device: str) -> tuple[float, float]:
+    """The same for a plain torch loop training the twin on the same crops in memory."""
     import torch
     import torch.nn.functional as F
 
@@ -130,16 +153,14 @@ def torch_rate(args, data: LabSet, device: str) -> float:
         loss.backward()
         opt.step()
 
-    for i in range(args.warmup):
-        step(i)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for i in range(args.warmup, args.warmup + args.steps):
-        step(i)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    return args.steps * args.batch / (time.perf_counter() - start)
+    def steps(first: int, last: int) -> None:
+        for i in range(first, last):
+            step(i)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    steps(0, args.warmup)
+    return timed(lambda: steps(args.warmup, args.warmup + args.steps), args.steps * args.batch)
 
 
 def main() -> None:
@@ -152,30 +173,40 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads for the twin")
     args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
 
     data = lab_set(args.images, args.size)
     runs = {"keras: shared trainer (regression-mse)": trainer_rate,
             "keras: bare model.fit, arrays in memory": bare_fit_rate,
             "torch: twin network, plain loop": torch_rate}
-    rates: dict[str, list[float]] = {name: [] for name in runs}
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, run in runs.items():
             rates[name].append(run(args, data, args.device))
 
-    bare = statistics.median(rates["keras: bare model.fit, arrays in memory"])
+    def medians(name: str) -> tuple[float, float]:
+        return tuple(statistics.median(r[k] for r in rates[name]) for k in (0, 1))
+
+    bare = medians("keras: bare model.fit, arrays in memory")
     keras_model = build_regression_net(args.width)
     trainable = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
     twin = sum(p.numel() for p in torch_twin(args.width).parameters())
     print(f"\nregression-mse width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
           f"{args.steps} timed steps, median of {args.repeats}, device {args.device}; "
-          f"trainable parameters keras {trainable:,} / torch {twin:,}\n")
-    print(f"| {'run':<40} | images/s | vs bare fit | all runs |")
-    print(f"|{'-' * 42}|---------:|------------:|----------|")
-    for name, values in rates.items():
-        median = statistics.median(values)
-        every = ", ".join(f"{v:.0f}" for v in values)
-        print(f"| {name:<40} | {median:8.1f} | {median / bare:10.1%} | {every} |")
+          f"trainable parameters keras {trainable:,} / torch {twin:,}; load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print(f"| {'run':<40} | img/s | vs bare | img/CPU-s | vs bare | img/s, all runs |")
+    print(f"|{'-' * 42}|------:|--------:|----------:|--------:|-----------------|")
+    for name in runs:
+        wall, cpu = medians(name)
+        every = ", ".join(f"{r[0]:.0f}" for r in rates[name])
+        print(f"| {name:<40} | {wall:5.0f} | {wall / bare[0]:7.0%} | {cpu:9.0f} | "
+              f"{cpu / bare[1]:7.0%} | {every} |")
 
 
 if __name__ == "__main__":

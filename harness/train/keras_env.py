@@ -21,21 +21,32 @@ idempotent, and everything it sets yields to a value the user has already chosen
   inter-op pool (by default one thread per core, each launching multi-threaded kernels) is
   held to 2. Cores are those this process may run on (``os.sched_getaffinity``, which honours
   taskset and cgroup cpusets; ``os.cpu_count()`` elsewhere). torch keeps ``OMP_NUM_THREADS``
-  when set; TensorFlow keeps thread counts set before this runs.
+  when set; TensorFlow keeps thread counts set before this runs. (On a CPU that other busy
+  processes share, torch's OpenMP threads spin at barriers while a sibling waits for a core:
+  there ``OMP_NUM_THREADS=1`` or ``OMP_WAIT_POLICY=PASSIVE``, set before Python starts, can
+  make torch several times faster. TensorFlow's work-stealing pool does not suffer so.)
+- Memory: see :func:`generator_dataset_malloc`, which the Keras trainer wraps around a fit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import logging
 import os
+import platform
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 
 VERBOSE_VAR = "HARNESS_TF_VERBOSE"
 INTER_OP_THREADS = 2
+# glibc mallopt parameters, TensorFlow's mmap threshold for generator datasets, and the
+# ceiling of glibc's own dynamic threshold (64-bit) with its trim threshold (twice it).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+TF_MMAP_THRESHOLD = 128 << 10
+GLIBC_MMAP_THRESHOLD_MAX = 32 << 20
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +92,35 @@ def configure() -> None:
         tf.config.list_physical_devices()  # probes CUDA (noisily) while stderr is captured
     if quiet:
         _quiet_python_loggers()
+
+
+@contextlib.contextmanager
+def generator_dataset_malloc() -> Iterator[None]:
+    """Give TensorFlow its malloc setting for the block, and the rest of the process back its own.
+
+    The first generator dataset (what Keras makes of a ``PyDataset``) fixes glibc's mmap
+    threshold at 128 KiB for good, a TensorFlow workaround for memory growth under Python
+    3.11. Every later allocation above that size is then mapped and unmapped afresh: a torch
+    training step after a Keras fit took 30x the page faults and twice the time. This block
+    applies TensorFlow's threshold, then sets the ceiling that glibc's dynamic threshold
+    reaches under large short-lived allocations (32 MiB, trimming above 64 MiB). Off glibc
+    it does nothing.
+    """
+    mallopt = _glibc_mallopt()
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, TF_MMAP_THRESHOLD)
+    try:
+        yield
+    finally:
+        if mallopt is not None:
+            mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
+            mallopt(M_TRIM_THRESHOLD, 2 * GLIBC_MMAP_THRESHOLD_MAX)
+
+
+def _glibc_mallopt():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    return ctypes.CDLL(None).mallopt
 
 
 def _load_torch_first(cores: int) -> None:

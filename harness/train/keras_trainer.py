@@ -30,7 +30,7 @@ from harness.color import denormalize_ab, normalize_ab, normalize_l
 from harness.colorizer import Budget, Colorizer, FitContext, PluginOptions
 from harness.errors import TrainingDiverged
 from harness.progress import Progress
-from harness.train.keras_env import configure
+from harness.train.keras_env import configure, generator_dataset_malloc
 
 configure()
 
@@ -298,7 +298,9 @@ class Trainer:
         batches = _Batches(self.train, self.options.batch_size, self.step, self.total_steps,
                            with_labels=self.n_classes > 0, workers=self.options.num_workers)
         desc = self.ctx.model_dir.name
-        with Progress(self.total_steps, desc=desc, unit="step") as progress:
+        on_tf = keras.backend.backend() == "tensorflow"  # a PyDataset becomes a generator dataset
+        with Progress(self.total_steps, desc=desc, unit="step") as progress, \
+                generator_dataset_malloc() if on_tf else contextlib.nullcontext():
             if self.step:
                 progress.update(self.step)
             # One Keras epoch of the remaining steps; shuffle=False: the order is the loader's.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import resource
 import subprocess
 import sys
 import time
@@ -189,6 +191,16 @@ def test_amp_checkpoints_mixed_precision_and_saves_float32(tmp_path):
     model.save(tmp_path / "saved")
     saved = keras.saving.load_model(tmp_path / "saved" / MODEL)
     assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
+def test_fit_gives_malloc_back_to_the_process(tmp_path):
+    """TensorFlow's generator datasets make every later large allocation fault in afresh."""
+    tiny().fit(lab_set(4), None, Budget(steps=1), context(tmp_path))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        np.ones(1 << 18, np.float32).sum()  # 1 MiB, allocated and freed: 256 pages
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults < 2000
 
 
 def test_predict_before_fit_is_an_error():
