@@ -118,7 +118,8 @@ def test_budget_in_minutes(tmp_path):
     tiny().fit(lab_set(10), None, Budget(minutes=0.01, steps=10**6), ctx)
     assert time.monotonic() - start < 60  # not the million steps
     assert 0 < len(ctx.loss_log.rows) < 10**6
-    assert ctx.loss_log.rows[-1]["seconds"] >= 0.6
+    # stopped because 0.6 s had passed (the log's clock starts a hair after the budget's)
+    assert ctx.loss_log.rows[-1]["seconds"] >= 0.6 - 0.01
 
 
 def test_no_budget_is_refused(tmp_path):
