@@ -3,8 +3,11 @@
 Shared low-level convolutions feed a mid-level branch at 1/8 of the input and a global branch
 that always sees a fixed-size rescaled copy, so any input size works. The global branch ends in
 a vector that is tiled over the mid-level map and mixed in by a 1x1 convolution (the fusion
-layer); an upsampling decoder outputs ab through a sigmoid. On a labelled training set a
-classifier on the global features trains jointly, its loss weighted by ``alpha``.
+layer); an upsampling decoder outputs ab through a sigmoid at half resolution, upsampled to
+the input's. On a labelled training set a classifier on the global features trains jointly,
+its loss weighted by ``alpha``. Choices beyond the paper: the shared trainer's AdamW (the
+paper: ADADELTA) and bilinear rather than nearest-neighbour upsampling. At width 1 the network
+has 42.2M parameters with ``global_size`` 224, 18.6M with 64.
 """
 
 from __future__ import annotations

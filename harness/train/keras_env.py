@@ -1,4 +1,4 @@
-"""Process set-up for Keras beside torch: backend, quiet TensorFlow start-up, thread pools.
+"""Process set-up for Keras beside torch: backend, quiet start-up, load order, threads, malloc.
 
 Call :func:`configure` before the first ``import keras`` / ``import tensorflow``; it is
 idempotent, and everything it sets yields to a value the user has already chosen.
@@ -7,7 +7,7 @@ idempotent, and everything it sets yields to a value the user has already chosen
 - TensorFlow's start-up chatter (C++ log lines written before absl is initialised, the CUDA
   probe on GPU-less machines, Python-side warnings) is kept out of the terminal:
   ``TF_CPP_MIN_LOG_LEVEL=2``, absl and ``tensorflow`` loggers at ERROR, and stderr captured
-  while TensorFlow loads, then passed to the ``harness.keras_env`` logger at DEBUG (or echoed
+  while TensorFlow loads, then passed to this module's logger at DEBUG (or echoed
   if the import fails). ``HARNESS_TF_VERBOSE=1`` keeps all of it.
 - ``TF_FORCE_GPU_ALLOW_GROWTH=true``: TensorFlow takes GPU memory as it needs it instead of
   nearly all of it at start-up, leaving room for torch in the same process.
