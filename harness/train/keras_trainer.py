@@ -360,11 +360,8 @@ class _StepCallback(keras.callbacks.Callback):
         self.loss = math.nan
         self.logged = self.saved = trainer.step
 
-    def seconds(self) -> float:
-        return self.t.seconds + time.monotonic() - self.start
-
     def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
-        t = self.t
+        t, now = self.t, time.monotonic()  # one reading: the row, checkpoint and budget agree
         t.step += 1
         self.images += t.images_at(t.step)
         self.loss = float(logs["loss"])
@@ -372,31 +369,34 @@ class _StepCallback(keras.callbacks.Callback):
             t.ctx.loss_log.flush()
             raise TrainingDiverged(f"loss became {self.loss} at step {t.step}")
         if t.step % t.options.log_every == 0:
-            self._row()
+            self._row(now)
         if t.step % t.options.checkpoint_every == 0:
-            self._checkpoint()
-        if t.done(self.seconds()):
+            self._checkpoint(now)
+        if t.done(self._seconds(now)):
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
-        self._checkpoint()
+        self._checkpoint(time.monotonic())
 
-    def _row(self) -> None:
+    def _seconds(self, now: float) -> float:
+        """Seconds trained at ``now``, counting those before a resume."""
+        return self.t.seconds + now - self.start
+
+    def _row(self, now: float) -> None:
         t = self.t
         if self.logged == t.step:
             return
-        now = time.monotonic()
         rate = self.images / max(now - self.last_row, 1e-9)
         t.ctx.loss_log.append(t.step, (t.step - 1) // t.steps_per_epoch, self.loss, rate,
-                              self.seconds())
+                              self._seconds(now))
         self.progress.update(t.step - self.logged, loss=self.loss, img_s=rate)
         self.model.reset_metrics()
         self.logged, self.last_row, self.images = t.step, now, 0
 
-    def _checkpoint(self) -> None:
-        self._row()
+    def _checkpoint(self, now: float) -> None:
+        self._row(now)
         if self.saved != self.t.step:
-            self.t.checkpoint(self.seconds())
+            self.t.checkpoint(self._seconds(now))
             self.saved = self.t.step
 
 

@@ -122,7 +122,7 @@ def test_minutes_budget(tmp_path):
     tiny().fit(lab_set(8), None, Budget(minutes=0.01), ctx)  # no step limit: endless batches
     assert time.monotonic() - start < 30
     assert last_checkpoint(ctx)["step"] > 0
-    assert ctx.loss_log.rows[-1]["seconds"] >= 0.6 - 0.01  # the log's clock starts a hair later
+    assert ctx.loss_log.rows[-1]["seconds"] >= 0.6  # the step that spent the budget is logged
 
 
 def test_no_budget_is_refused(tmp_path):
