@@ -1,5 +1,4 @@
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +44,7 @@ def test_zhang313_centres():
 
 
 def test_gamut_cells_are_the_reference_262_all_within_313(flags):
-    start = time.perf_counter()
     bins = gamut_bins_from_centres(GRID10, 10.0)
-    assert time.perf_counter() - start < 2.0
     assert bins.q == 262
     assert _as_set(bins.centres) == _as_set(flags["cell_reachable"])
     assert _as_set(bins.centres) <= _as_set(zhang313().centres)
