@@ -68,6 +68,9 @@ def test_torch_eval_set_yields_whole_images(eval_set):
 
 
 def test_keras_dataset_batches(labset):
+    from harness.train.keras_env import configure
+
+    configure()  # as the adapter does: torch loads before TensorFlow
     import keras
 
     ds = labset.keras_dataset(2, shuffle=False)
