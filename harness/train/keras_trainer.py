@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
 
 from harness.atomic import write_json, write_with
 from harness.color import denormalize_ab, normalize_ab, normalize_l
-from harness.colorizer import Budget, Colorizer, FitContext, PluginOptions
+from harness.colorizer import Budget, Colorizer, FitContext
 from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train.keras_env import configure, generator_dataset_malloc
+from harness.train.options import TrainOptions
 
 configure()
 
@@ -105,43 +105,20 @@ def conv_block(x, filters: int, strides: int = 1, kernel: int = 3):
     return layers.ReLU()(layers.BatchNormalization(momentum=BN_MOMENTUM)(x))
 
 
-class KerasTrainOptions(PluginOptions):
-    """Options of the shared Keras trainer; a Keras plugin's ``Options`` extends this class.
+class KerasTrainOptions(TrainOptions):
+    """The shared options (:class:`~harness.train.options.TrainOptions`) plus Keras's own.
 
-    Names, defaults and meanings follow :class:`~harness.train.torch_trainer.TorchTrainOptions`
-    with two differences of framework: ``weight_decay`` is decoupled (Keras applies it to the
+    Two differences of framework: ``weight_decay`` is decoupled (Keras applies it to the
     weights, as AdamW, where torch's Adam adds it to the gradient), and ``num_workers`` counts
     threads filling Keras's batch queue (0: batches are made in tf.data's reader thread).
-    ``amp`` trains in mixed bfloat16 on a GPU; the saved model is float32 either way.
     ``jit_compile`` (XLA) defaults to on for a GPU and off for the CPU, where compiling a
     network takes tens of seconds, more than it saves on budgets of a few hundred steps.
     ``distribute: mirrored`` trains on every visible GPU with ``tf.distribute.MirroredStrategy``
     (``batch_size`` is then the global batch); with fewer than two GPUs it is ignored.
     """
 
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = Field(1e-3, ge=0)
-    schedule: Literal["constant", "cosine", "step"] = "cosine"
-    lr_milestones: tuple[int, ...] = ()
-    lr_gamma: float = Field(1 / 3, gt=0)
-    #: Steps between checkpoints (one is always written at the end).
-    checkpoint_every: int = Field(500, ge=1)
-    #: Steps between loss-log rows (each the mean loss since the last row).
-    log_every: int = Field(10, ge=1)
-    num_workers: int = Field(0, ge=0)
-    amp: bool = True
     jit_compile: bool | None = None
     distribute: Literal["none", "mirrored"] = "none"
-
-    @model_validator(mode="after")
-    def _milestones(self) -> KerasTrainOptions:
-        if self.schedule == "step" and not self.lr_milestones:
-            raise ValueError("lr_milestones: the step schedule needs at least one milestone")
-        if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
-            raise ValueError("lr_milestones must be increasing")
-        return self
 
 
 def learning_rate(options: KerasTrainOptions, total_steps: int | None):

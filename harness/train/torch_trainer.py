@@ -16,21 +16,21 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from harness.atomic import atomic_path
-from harness.colorizer import Budget, Colorizer, FitContext, PluginOptions
+from harness.colorizer import Budget, Colorizer, FitContext
 from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train import distributed
+from harness.train.options import TrainOptions
 
 if TYPE_CHECKING:
     from harness.data.dataset import LabSet
@@ -39,39 +39,14 @@ CHECKPOINT = "last.pt"
 WEIGHTS = "weights.pt"
 
 
-class TorchTrainOptions(PluginOptions):
-    """Options of the shared torch trainer; a torch plugin's ``Options`` extends this class.
+class TorchTrainOptions(TrainOptions):
+    """The shared options (:class:`~harness.train.options.TrainOptions`) plus torch's own.
 
-    Adam's betas and the weight decay (L2, as in Caffe) are Zhang et al.'s; their learning rate
-    (3e-5, divided by 3 at 200k and 375k steps) suits 450k-step runs, so the default here is
-    higher, for budgets of hundreds to thousands of steps. ``schedule``: ``constant``;
-    ``cosine`` decays to 0 over the budget's steps (held constant when the budget is minutes
-    only); ``step`` multiplies the rate by ``lr_gamma`` at each of ``lr_milestones``.
+    The loss is read back from the device only at log rows, so a GPU never waits in between.
     """
 
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = Field(1e-3, ge=0)
-    schedule: Literal["constant", "cosine", "step"] = "cosine"
-    lr_milestones: tuple[int, ...] = ()
-    lr_gamma: float = Field(1 / 3, gt=0)
-    #: Steps between checkpoints (one is always written at the end).
-    checkpoint_every: int = Field(500, ge=1)
-    #: Steps between loss-log rows (each the mean loss since the last row). The loss is read
-    #: back from the device only then, so a GPU never waits for the host in between.
-    log_every: int = Field(10, ge=1)
-    num_workers: int = Field(0, ge=0)
     #: Channels-last memory format on CUDA (faster convolutions on tensor cores).
     channels_last: bool = True
-    #: bfloat16 autocast on CUDA; ignored on other devices.
-    amp: bool = True
-
-    @model_validator(mode="after")
-    def _milestones_for_step(self) -> TorchTrainOptions:
-        if self.schedule == "step" and not self.lr_milestones:
-            raise ValueError("lr_milestones: the step schedule needs at least one milestone")
-        return self
 
 
 def lr_factor(options: TorchTrainOptions, total_steps: int | None) -> Callable[[int], float]:

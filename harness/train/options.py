@@ -1,0 +1,43 @@
+"""Options both shared trainers take, with one meaning; each trainer adds its framework's own."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from harness.colorizer import PluginOptions
+
+
+class TrainOptions(PluginOptions):
+    """Batch, Adam(W) and learning-rate schedule, checkpoint and logging cadence.
+
+    Betas and weight decay are Zhang et al.'s; their learning rate (3e-5, divided by 3 at 200k
+    and 375k steps) suits 450k-step runs, so the default is higher, for budgets of hundreds to
+    thousands of steps. ``schedule``: ``constant``; ``cosine`` decays to 0 over the budget's
+    steps (held constant when the budget is minutes only); ``step`` multiplies the rate by
+    ``lr_gamma`` at each of ``lr_milestones``.
+    """
+
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(1e-3, ge=0)
+    schedule: Literal["constant", "cosine", "step"] = "cosine"
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = Field(1 / 3, gt=0)
+    #: Steps between checkpoints (one is always written at the end).
+    checkpoint_every: int = Field(500, ge=1)
+    #: Steps between loss-log rows (each the mean loss since the last row).
+    log_every: int = Field(10, ge=1)
+    num_workers: int = Field(0, ge=0)
+    #: bfloat16 mixed precision on a GPU; ignored elsewhere.
+    amp: bool = True
+
+    @model_validator(mode="after")
+    def _milestones(self) -> TrainOptions:
+        if self.schedule == "step" and not self.lr_milestones:
+            raise ValueError("lr_milestones: the step schedule needs at least one milestone")
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise ValueError("lr_milestones must be increasing")
+        return self
