@@ -1,1 +1,1 @@
-"""Shared training loops: the torch trainer and its multi-process helpers."""
+"""Shared training loops, one per framework (torch, Keras), and the options they share."""
