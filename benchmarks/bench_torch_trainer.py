@@ -2,10 +2,15 @@
 
 Both train the same network with the same loss, optimizer, batch size and in-memory images at
 64 x 64; the harness adds its loader (random crops and flips), seeding, deterministic kernels,
-the loss log (a row every step here, more than the default) and progress. Every step is timed
-(the harness's from its loss-log rows), rounds alternate which loop goes first, and the
-comparison uses the median step over all rounds, which bursts of load from other processes
-on a shared machine barely move. Run: ``python benchmarks/bench_torch_trainer.py [--help]``.
+its LR schedule, the loss log and progress, all at their defaults. On a shared machine the
+speed of a core drifts by 20% within seconds, more than the gap being measured, so the two
+loops run interleaved in one process: at each of the harness's loss-log rows (every
+``log_every`` steps) the bare loop trains the same number of steps. Each harness block is timed
+from the end of the bare block before it to its own log row, and compared with the bare block
+that follows; the figure is the median of those paired ratios. Sharing the process, the bare
+loop also gets the trainer's heap setting (:mod:`harness.train.allocator`), without which
+both run slower.
+Run: ``python benchmarks/bench_torch_trainer.py [--help]``.
 """
 
 from __future__ import annotations
@@ -40,48 +45,62 @@ def synthetic_lab(n: int, size: int) -> np.ndarray:
     return rgb_to_lab((t * a + (1 - t) * b).astype(np.float32))
 
 
-class _ClockedLog(LossLog):
-    """A loss log that notes the time each row arrives."""
+class BareLoop:
+    """Zhang's network, loss and Adam over in-memory tensors: nothing but the training step."""
+
+    def __init__(self, options, lab: np.ndarray) -> None:
+        torch.manual_seed(1)
+        self.model = ZhangColorizer(options)
+        self.net = zhang_network(self.model.bins.q, options.width)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=options.lr,
+                                          betas=options.betas, weight_decay=options.weight_decay)
+        self.L = torch.from_numpy(lab[..., :1]).permute(0, 3, 1, 2).contiguous()
+        self.ab = torch.from_numpy(lab[..., 1:]).permute(0, 3, 1, 2).contiguous()
+        self.order = torch.randperm(len(lab))
+        self.batch_size, self.step = options.batch_size, 0
+
+    def train(self, steps: int) -> float:
+        """Train ``steps`` steps; return the seconds they took."""
+        start = time.perf_counter()
+        for _ in range(steps):
+            idx = self.order[(self.step * self.batch_size) % len(self.L):][:self.batch_size]
+            loss = self.model.loss(self.net(self.L[idx]), {"L": self.L[idx], "ab": self.ab[idx]})
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+        loss.item()
+        return time.perf_counter() - start
+
+
+class _InterleavedLog(LossLog):
+    """A loss log that times each harness block, then runs a bare block of the same length."""
+
+    def __init__(self, path: Path, bare: BareLoop, block: int, warmup: int) -> None:
+        super().__init__(path)
+        self.bare, self.block, self.warmup = bare, block, warmup
+        self.pairs: list[tuple[float, float]] = []
+        self.resumed = time.perf_counter()
 
     def append(self, step, *args) -> None:
+        now = time.perf_counter()
         super().append(step, *args)
-        self.clock = getattr(self, "clock", {})
-        self.clock[step] = time.perf_counter()
+        bare = self.bare.train(self.block)
+        if step > self.warmup:
+            self.pairs.append((now - self.resumed, bare))
+        self.resumed = time.perf_counter()
 
 
-def harness_steps(options, lab: np.ndarray, warmup: int, steps: int) -> np.ndarray:
-    """Seconds of each step after ``warmup`` of ``ZhangColorizer.fit``."""
+def measure(options, lab: np.ndarray, blocks: int, warmup: int) -> np.ndarray:
+    """(harness seconds, bare seconds) for each ``log_every``-step block after ``warmup``."""
     n, size = len(lab), lab.shape[1]
     train = LabSet(lab, range(n), [str(i) for i in range(n)], np.full(n, -1), [], crop=size)
+    block = options.log_every
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = FitContext(device="cpu", seed=0, model_dir=Path(tmp),
-                         loss_log=_ClockedLog(Path(tmp) / "loss.csv"))
-        ZhangColorizer(options).fit(train, None, Budget(steps=warmup + steps), ctx)
-    return np.diff([ctx.loss_log.clock[s] for s in range(warmup, warmup + steps + 1)])
-
-
-def bare_steps(options, lab: np.ndarray, warmup: int, steps: int) -> np.ndarray:
-    """Seconds of each step after ``warmup`` of a plain loop over in-memory tensors."""
-    torch.manual_seed(0)
-    model = ZhangColorizer(options)
-    net = zhang_network(model.bins.q, options.width)
-    optimizer = torch.optim.Adam(net.parameters(), lr=options.lr, betas=options.betas,
-                                 weight_decay=options.weight_decay)
-    L = torch.from_numpy(lab[..., :1]).permute(0, 3, 1, 2).contiguous()
-    ab = torch.from_numpy(lab[..., 1:]).permute(0, 3, 1, 2).contiguous()
-    order = torch.randperm(len(lab))
-    bs = options.batch_size
-    clock = []
-    for step in range(warmup + steps):
-        if step >= warmup:
-            clock.append(time.perf_counter())
-        idx = order[(step * bs) % len(lab):][:bs]
-        loss = model.loss(net(L[idx]), {"L": L[idx], "ab": ab[idx]})
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    loss.item()
-    return np.diff([*clock, time.perf_counter()])
+        log = _InterleavedLog(Path(tmp) / "loss.csv", BareLoop(options, lab), block, warmup)
+        ctx = FitContext(device="cpu", seed=0, model_dir=Path(tmp), loss_log=log)
+        ZhangColorizer(options).fit(train, None, Budget(steps=warmup + block * blocks), ctx)
+    return np.array(log.pairs)
 
 
 def main() -> None:
@@ -89,43 +108,34 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--blocks", type=int, default=40, help="timed blocks of log_every steps")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads; 1 is steadier on a machine others are using")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.disable(logging.INFO)
-    warmup = 5
-    options = ZhangColorizer.Options(width=args.width, batch_size=args.batch_size,
-                                     log_every=1, checkpoint_every=10**9)
+    options = ZhangColorizer.Options(width=args.width, batch_size=args.batch_size)
     lab = synthetic_lab(4 * args.batch_size, args.size)
-    loops = {"harness trainer": harness_steps, "bare loop": bare_steps}
-    for run in loops.values():  # one-time imports and allocator warm-up
-        run(options, lab, warmup, 5)
-    seconds: dict[str, list[np.ndarray]] = {name: [] for name in loops}
-    for i in range(args.rounds):  # alternate which goes first
-        for name in sorted(loops, reverse=bool(i % 2)):
-            seconds[name].append(loops[name](options, lab, warmup, args.steps))
+    pairs = measure(options, lab, args.blocks, warmup=2 * options.log_every)
     with torch.device("meta"):
         full = sum(p.numel() for p in zhang_network(313, 1.0).parameters())
     small = sum(p.numel() for p in zhang_network(313, args.width).parameters())
 
+    images = args.batch_size * options.log_every
     print(f"\nzhang, width {args.width} ({small:,} parameters), {args.size}x{args.size}, "
-          f"batch {args.batch_size}, {args.rounds} rounds x {args.steps} steps, "
-          f"{torch.get_num_threads()} threads\n")
+          f"batch {args.batch_size}, {len(pairs)} interleaved blocks of {options.log_every} "
+          f"steps, {torch.get_num_threads()} threads\n")
     print(f"| {'loop':<15} | {'median step ms':>14} | {'img/s':>6} | {'fastest 10% img/s':>17} |")
     print(f"|{'-' * 17}|{'-' * 15}:|{'-' * 7}:|{'-' * 18}:|")
-    medians = {}
-    for name, rounds in seconds.items():
-        steps = np.concatenate(rounds)
-        medians[name] = float(np.median(steps))
-        fast = args.batch_size / np.quantile(steps, 0.1)
-        print(f"| {name:<15} | {1000 * medians[name]:>14.1f} | "
-              f"{args.batch_size / medians[name]:>6.1f} | {fast:>17.1f} |")
-    ratio = medians["bare loop"] / medians["harness trainer"]
+    for name, seconds in (("harness trainer", pairs[:, 0]), ("bare loop", pairs[:, 1])):
+        median = float(np.median(seconds))
+        print(f"| {name:<15} | {1000 * median / options.log_every:>14.1f} | "
+              f"{images / median:>6.1f} | {images / np.quantile(seconds, 0.1):>17.1f} |")
+    ratios = pairs[:, 1] / pairs[:, 0]
+    low, high = np.quantile(ratios, [0.25, 0.75])
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nharness / bare images/s: {ratio:.1%}")
+    print(f"\nharness / bare images/s, median of paired blocks: {np.median(ratios):.1%} "
+          f"(interquartile {low:.1%} to {high:.1%})")
     print(f"peak RSS {peak_mib:.0f} MiB; zhang at width 1.0: {full:,} parameters")
 
 

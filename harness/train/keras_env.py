@@ -31,22 +31,19 @@ idempotent, and everything it sets yields to a value the user has already chosen
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
-import platform
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 
+from harness.train.allocator import M_MMAP_THRESHOLD, glibc_mallopt, steady_heap
+
 VERBOSE_VAR = "HARNESS_TF_VERBOSE"
 INTER_OP_THREADS = 2
-# glibc mallopt parameters, TensorFlow's mmap threshold for generator datasets, and the
-# ceiling of glibc's own dynamic threshold (64-bit) with its trim threshold (twice it).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+# TensorFlow's glibc mmap threshold for generator datasets.
 TF_MMAP_THRESHOLD = 128 << 10
-GLIBC_MMAP_THRESHOLD_MAX = 32 << 20
 
 log = logging.getLogger(__name__)
 
@@ -102,25 +99,16 @@ def generator_dataset_malloc() -> Iterator[None]:
     threshold at 128 KiB for good, a TensorFlow workaround for memory growth under Python
     3.11. Every later allocation above that size is then mapped and unmapped afresh: a torch
     training step after a Keras fit took 30x the page faults and twice the time. This block
-    applies TensorFlow's threshold, then sets the ceiling that glibc's dynamic threshold
-    reaches under large short-lived allocations (32 MiB, trimming above 64 MiB). Off glibc
-    it does nothing.
+    applies TensorFlow's threshold, then :func:`~harness.train.allocator.steady_heap`. Off
+    glibc it does nothing.
     """
-    mallopt = _glibc_mallopt()
+    mallopt = glibc_mallopt()
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, TF_MMAP_THRESHOLD)
     try:
         yield
     finally:
-        if mallopt is not None:
-            mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD_MAX)
-            mallopt(M_TRIM_THRESHOLD, 2 * GLIBC_MMAP_THRESHOLD_MAX)
-
-
-def _glibc_mallopt():
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    return ctypes.CDLL(None).mallopt
+        steady_heap()
 
 
 def _load_torch_first(cores: int) -> None:

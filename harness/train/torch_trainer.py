@@ -30,6 +30,7 @@ from harness.colorizer import Budget, Colorizer, FitContext
 from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train import distributed
+from harness.train.allocator import steady_heap
 from harness.train.options import TrainOptions
 
 if TYPE_CHECKING:
@@ -179,7 +180,8 @@ class Trainer:
     the end, rank 0 writes ``ctx.checkpoint_dir / "last.pt"`` (model, optimizer, scheduler,
     step, epoch, RNG states, buffers) atomically and flushes ``ctx.loss_log``; with
     ``ctx.resume`` training continues from that checkpoint. A NaN or infinite loss raises
-    :class:`~harness.errors.TrainingDiverged` naming the step.
+    :class:`~harness.errors.TrainingDiverged` naming the step. Allocation follows
+    :func:`~harness.train.allocator.steady_heap`.
     """
 
     def __init__(self, model: TorchColorizer, train: LabSet, budget: Budget,
@@ -205,6 +207,7 @@ class Trainer:
 
     def run(self) -> None:
         model, ctx = self.model, self.ctx
+        steady_heap()
         with _backend_flags(self.device):
             torch.manual_seed(ctx.seed)
             model.net = model.build_network()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+import resource
 import time
 
 import numpy as np
@@ -16,6 +18,7 @@ from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.errors import TrainingDiverged
 from harness.progress import LossLog
+from harness.train import allocator
 from harness.train.torch_trainer import (
     CHECKPOINT,
     TorchColorizer,
@@ -194,3 +197,14 @@ def test_lr_schedules():
     assert [step(9), step(10), step(25)] == pytest.approx([1.0, 0.1, 0.01])
     with pytest.raises(ValidationError, match="lr_milestones"):
         TorchTrainOptions(schedule="step")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
+def test_fit_keeps_large_blocks_on_the_heap(tmp_path):
+    """With glibc's starting threshold, each freed 1 MiB block is unmapped and faults in anew."""
+    allocator.glibc_mallopt()(allocator.M_MMAP_THRESHOLD, 128 << 10)
+    tiny().fit(lab_set(4), None, Budget(steps=1), context(tmp_path))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        np.ones(1 << 18, np.float32).sum()  # 1 MiB, allocated and freed: 256 pages
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults < 2000
