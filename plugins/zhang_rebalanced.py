@@ -53,7 +53,10 @@ class ZhangRebalancedOptions(ZhangOptions):
     ``lambda`` pushes harder towards rare, saturated colours (seed 000's vibrancy knob).
 
     The term is in Lab units squared; at ``seg_weight: 1`` it holds the smoothness penalty near
-    0.01 on the demo photos (0.2 to 1.7 without it) at no measurable cost to the cross-entropy.
+    0.01 on the demo photos (0.2 to 1.7 without it). It is cheapest to satisfy with flatter,
+    greyer expected colours, and does that: on the demo photos (width 0.125, 1000 steps, mean
+    of three splits) colourfulness fell from 42 at weight 0 to 29 at 0.1 and 28 at 1, while
+    rebalanced AuC rose from 0.65 to 0.70.
     """
 
     model_config = ConfigDict(populate_by_name=True)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.config import load_config
 from harness.errors import ConfigError
+from harness.plugins import get_plugin_manager
+from harness.run import resolve_metrics, resolve_models
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def write(tmp_path, text):
@@ -88,3 +94,12 @@ def test_missing_models_and_missing_file(tmp_path):
         load_config(write(tmp_path, "name: x\n"))
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate_with_their_plugins(path):
+    """Every config in configs/ names installed plugins, valid options and known metrics."""
+    cfg = load_config(path)
+    registry = get_plugin_manager(cfg.plugins)
+    assert len(resolve_models(cfg, registry)) == len(cfg.models)
+    assert resolve_metrics(cfg, registry)
