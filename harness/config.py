@@ -41,6 +41,9 @@ class DataConfig(_Strict):
     path: Path | None = None
     size: int = Field(64, ge=8, multiple_of=8, description="model input and training crop size")
     eval_size: int | None = Field(None, ge=8, description="cache and scoring size (>= size)")
+    train_scale: float = Field(
+        1.25, ge=1.0, description="side of the training images before the random size crop, "
+                                  "in units of size; 1 = the scale models see at test")
     test_fraction: float = Field(0.25, gt=0, lt=1)
     val_fraction: float = Field(0.0, ge=0, lt=1)
     grey_chroma: float = Field(5.0, ge=0, description="images with no pixel above it are grey")
@@ -59,6 +62,11 @@ class DataConfig(_Strict):
     @property
     def cache_size(self) -> int:
         return self.eval_size or self.size
+
+    @property
+    def train_size(self) -> int:
+        """Side of the training images the random ``size`` crops are drawn from."""
+        return max(self.size, round(self.size * self.train_scale))
 
 
 class ModelConfig(_Strict):

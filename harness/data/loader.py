@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,8 @@ from harness.progress import Progress
 
 @dataclass
 class Splits:
-    """Train (random crops), validation and test (whole images) sets, and the data report."""
+    """Train (random crops at ``train_size``), validation and test (whole images at the cache size)
+    sets, ``train_full`` (the training images whole), and the data report."""
 
     train: LabSet
     val: LabSet | None
@@ -83,13 +85,24 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
     train_idx = np.array([i for i in train_idx if groups[i] not in val_groups], dtype=np.int64)
     test_idx = np.flatnonzero(test_mask)
 
-    def subset(idx: np.ndarray, crop: int | None) -> LabSet:
-        return LabSet(cache.lab, np.asarray(usable)[idx], [srcs[i].name for i in idx],
+    def subset(idx: np.ndarray, crop: int | None = None, lab: np.ndarray = cache.lab,
+               rows: Sequence[int] = usable) -> LabSet:
+        return LabSet(lab, np.asarray(rows)[idx], [srcs[i].name for i in idx],
                       labels[idx], class_names, crop=crop, seed=seed)
 
     report["splits"] = {"train": len(train_idx), "val": len(val_idx), "test": len(test_idx)}
     report["test_images"] = [srcs[i].name for i in test_idx]
     report["classes"] = class_names
-    val = subset(val_idx, None) if len(val_idx) else None
-    return Splits(train=subset(train_idx, cfg.size), val=val, test=subset(test_idx, None),
-                  train_full=subset(train_idx, None), report=report)
+    val = subset(val_idx) if len(val_idx) else None
+    train_lab, train_rows = cache.lab, usable
+    if cfg.train_size != cfg.cache_size:
+        # Training crops are drawn at the scale the models see at test (L resized to `size`),
+        # from the same images cached a second time at `train_size`.
+        with Progress(len(sources), "decoding training images", unit="img") as bar:
+            small = build_cache(sources, cfg.train_size, root, progress=bar.update,
+                                workers=cfg.workers)
+        row = {s.name: i for i, s in enumerate(small.sources)}
+        train_lab, train_rows = small.lab, [row[s.name] for s in srcs]
+        report["cache"].update(train_size=cfg.train_size, train_directory=str(small.directory))
+    return Splits(train=subset(train_idx, cfg.size, train_lab, train_rows), val=val,
+                  test=subset(test_idx), train_full=subset(train_idx), report=report)

@@ -145,7 +145,7 @@ def make_cfg(tmp_path: Path) -> Callable[..., DataConfig]:
     """DataConfig for the folder source with its cache in tmp_path and tiny images."""
 
     def make(path: Path | None, **overrides) -> DataConfig:
-        values = {"source": "folder", "path": path, "size": 16,
+        values = {"source": "folder", "path": path, "size": 16, "train_scale": 1.0,
                   "cache_dir": tmp_path / "cache", "workers": 2, **overrides}
         return DataConfig(**values)
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.data.cache import build_cache
 from harness.data.loader import list_sources, load_splits
+from harness.data.sources import folder_source
 from harness.errors import DataError
 
 
@@ -104,3 +106,28 @@ def test_list_sources_passes_options_and_caps(photo_folder, registry, make_cfg):
     assert len(capped) == 3
     assert capped == list_sources(make_cfg(folder, max_images=3), registry, seed=0)
     assert [s.name for s in capped] == sorted(s.name for s in capped)  # listing order kept
+
+
+def test_training_crops_come_at_train_scale(photo_folder, registry, make_cfg):
+    """size 16 at train_scale 1.5: 16-pixel crops of the images cached at 24; tested at 32."""
+    root = photo_folder(6)
+    cfg = make_cfg(root, eval_size=32, train_scale=1.5)
+    splits = load_splits(cfg, registry, seed=0)
+    train_cache = build_cache(folder_source({"path": root}), 24, cfg.cache_dir)
+    assert splits.report["cache"]["train_directory"] == str(train_cache.directory)
+    assert splits.test.arrays()[0].shape[1:] == (32, 32)
+    L, ab = splits.train.sample(0, epoch=3)
+    assert L.shape == (16, 16) and ab.shape == (16, 16, 2)
+    name = splits.train.names[0]
+    whole = train_cache.lab[[s.name for s in train_cache.sources].index(name)]
+    windows = np.lib.stride_tricks.sliding_window_view(whole[..., 0], (16, 16))
+    found = np.abs(windows - L).max(axis=(2, 3)) < 1e-6
+    flipped = np.abs(windows - L[:, ::-1]).max(axis=(2, 3)) < 1e-6
+    assert found.any() or flipped.any()
+
+
+def test_train_scale_at_the_eval_size_uses_one_cache(photo_folder, registry, make_cfg):
+    cfg = make_cfg(photo_folder(4), eval_size=32, train_scale=2.0)
+    splits = load_splits(cfg, registry, seed=0)
+    assert "train_directory" not in splits.report["cache"]
+    assert len(list(cfg.cache_dir.iterdir())) == 1
