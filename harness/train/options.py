@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -41,3 +42,10 @@ class TrainOptions(PluginOptions):
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
             raise ValueError("lr_milestones must be increasing")
         return self
+
+
+def warn_if_smaller_than_a_batch(images: int, batch_size: int, log: logging.Logger) -> None:
+    """Say so when an epoch holds fewer images than ``batch_size``: every batch is then short."""
+    if 0 < images < batch_size:
+        log.warning("%d training image(s) against batch_size %d: each step trains on %d crops, "
+                    "one per image", images, batch_size, images)

@@ -31,7 +31,7 @@ from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train import distributed
 from harness.train.allocator import steady_heap
-from harness.train.options import TrainOptions
+from harness.train.options import TrainOptions, warn_if_smaller_than_a_batch
 
 if TYPE_CHECKING:
     from harness.data.dataset import LabSet
@@ -198,6 +198,8 @@ class Trainer:
         self.sampler = _EpochSampler(train, num_replicas=distributed.world_size(),
                                      rank=distributed.rank(), shuffle=True, seed=ctx.seed)
         self.steps_per_epoch = math.ceil(len(self.sampler) / self.options.batch_size)
+        if self.main:
+            warn_if_smaller_than_a_batch(len(self.sampler), self.options.batch_size, ctx.log)
         limits = [budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch]
         self.total_steps = min((n for n in limits if n is not None), default=None)
         self.step = self.epoch = self.batch_in_epoch = 0

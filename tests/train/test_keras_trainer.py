@@ -254,3 +254,8 @@ def test_configure_is_idempotent_and_quiet():
     cores = keras_env.available_cores()
     intra, inter = keras_env.thread_counts(cores)
     assert done.stdout.split() == ["2", str(intra), str(inter), str(cores)]
+
+
+def test_a_training_set_smaller_than_a_batch_is_reported(tmp_path, caplog):
+    tiny(batch_size=8).fit(lab_set(3), None, Budget(steps=1), context(tmp_path))
+    assert "3 training image(s) against batch_size 8" in caplog.text

@@ -208,3 +208,8 @@ def test_fit_keeps_large_blocks_on_the_heap(tmp_path):
     for _ in range(50):
         np.ones(1 << 18, np.float32).sum()  # 1 MiB, allocated and freed: 256 pages
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults < 2000
+
+
+def test_a_training_set_smaller_than_a_batch_is_reported(tmp_path, caplog):
+    tiny(batch_size=8).fit(lab_set(3), None, Budget(steps=1), context(tmp_path))
+    assert "3 training image(s) against batch_size 8" in caplog.text
