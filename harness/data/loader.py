@@ -102,7 +102,11 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
             small = build_cache(sources, cfg.train_size, root, progress=bar.update,
                                 workers=cfg.workers)
         row = {s.name: i for i, s in enumerate(small.sources)}
-        train_lab, train_rows = small.lab, [row[s.name] for s in srcs]
+        lost = [srcs[i].name for i in train_idx if srcs[i].name not in row]
+        if lost:  # readable a moment ago: changed on disk while the run started
+            raise DataError(f"{lost[0]}: could not be decoded again at {cfg.train_size} px "
+                            f"({len(lost)} file(s) changed during loading); run again")
+        train_lab, train_rows = small.lab, [row.get(s.name, -1) for s in srcs]
         report["cache"].update(train_size=cfg.train_size, train_directory=str(small.directory))
     return Splits(train=subset(train_idx, cfg.size, train_lab, train_rows), val=val,
                   test=subset(test_idx), train_full=subset(train_idx), report=report)

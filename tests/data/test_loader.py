@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import harness.data.loader as loader_mod
 from harness.data.cache import build_cache
 from harness.data.loader import list_sources, load_splits
 from harness.data.sources import folder_source
@@ -131,3 +133,20 @@ def test_train_scale_at_the_eval_size_uses_one_cache(photo_folder, registry, mak
     splits = load_splits(cfg, registry, seed=0)
     assert "train_directory" not in splits.report["cache"]
     assert len(list(cfg.cache_dir.iterdir())) == 1
+
+
+def test_a_file_lost_between_the_two_decodes_is_named(photo_folder, registry, make_cfg,
+                                                        monkeypatch):
+    cfg = make_cfg(photo_folder(4), eval_size=32, train_scale=1.5)
+    real = loader_mod.build_cache
+
+    def second_decode_loses_one(sources, size, *args, **kwargs):
+        cache = real(sources, size, *args, **kwargs)
+        if size != 24:
+            return cache
+        return replace(cache, sources=[s for s in cache.sources if s.name != lost])
+
+    lost = load_splits(cfg, registry, seed=0).train.names[0]
+    monkeypatch.setattr(loader_mod, "build_cache", second_decode_loses_one)
+    with pytest.raises(DataError, match=f"{lost}: could not be decoded again at 24 px"):
+        load_splits(cfg, registry, seed=0)
