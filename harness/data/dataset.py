@@ -65,6 +65,13 @@ class LabSet:
         pairs = [self.sample(int(i), epoch) for i in items]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
+    def repeated(self, times: int) -> LabSet:
+        """This set ``times`` over, each copy of an image drawing its own crops: a set smaller
+        than a batch fills the batch with distinct crops instead of leaving it short."""
+        return LabSet(self._lab, np.tile(self.indices, times), self.names * times,
+                      np.tile(self.labels, times), self.class_names, crop=self.crop,
+                      seed=self.seed)
+
     def order(self, epoch: int, shuffle: bool) -> np.ndarray:
         """Sample order of an epoch: a seeded permutation when shuffling."""
         if not shuffle:

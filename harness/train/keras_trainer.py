@@ -30,7 +30,7 @@ from harness.colorizer import Budget, Colorizer, FitContext
 from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train.keras_env import configure, generator_dataset_malloc
-from harness.train.options import TrainOptions, warn_if_smaller_than_a_batch
+from harness.train.options import TrainOptions, fill_batches
 
 configure()
 
@@ -232,10 +232,10 @@ class Trainer:
                  ctx: FitContext) -> None:
         if budget.epochs is None and budget.steps is None and budget.minutes is None:
             raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
-        self.colorizer, self.train, self.budget, self.ctx = colorizer, train, budget, ctx
         self.options = colorizer.options
+        train = fill_batches(train, self.options.batch_size, ctx.log)
+        self.colorizer, self.train, self.budget, self.ctx = colorizer, train, budget, ctx
         self.steps_per_epoch = train.steps_per_epoch(self.options.batch_size)
-        warn_if_smaller_than_a_batch(len(train), self.options.batch_size, ctx.log)
         limits = [budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch]
         self.total_steps = min((n for n in limits if n is not None), default=None)
         self.n_classes = len(train.class_names) if colorizer.uses_labels and train.has_labels \

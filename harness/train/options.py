@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+import math
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from harness.colorizer import PluginOptions
+
+if TYPE_CHECKING:
+    from harness.data.dataset import LabSet
 
 
 class TrainOptions(PluginOptions):
@@ -44,8 +48,12 @@ class TrainOptions(PluginOptions):
         return self
 
 
-def warn_if_smaller_than_a_batch(images: int, batch_size: int, log: logging.Logger) -> None:
-    """Say so when an epoch holds fewer images than ``batch_size``: every batch is then short."""
-    if 0 < images < batch_size:
-        log.warning("%d training image(s) against batch_size %d: each step trains on %d crops, "
-                    "one per image", images, batch_size, images)
+
+def fill_batches(train: LabSet, batch_size: int, log: logging.Logger) -> LabSet:
+    """``train``, repeated (with fresh crops) when it holds fewer images than one batch."""
+    if not 0 < len(train) < batch_size:
+        return train
+    times = math.ceil(batch_size / len(train))
+    log.info("%d training image(s) against batch_size %d: each epoch draws %d crops of each",
+             len(train), batch_size, times)
+    return train.repeated(times)

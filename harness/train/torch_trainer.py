@@ -31,7 +31,7 @@ from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train import distributed
 from harness.train.allocator import steady_heap
-from harness.train.options import TrainOptions, warn_if_smaller_than_a_batch
+from harness.train.options import TrainOptions, fill_batches
 
 if TYPE_CHECKING:
     from harness.data.dataset import LabSet
@@ -190,16 +190,15 @@ class Trainer:
             raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
         if not len(train):
             raise ValueError("the training set is empty")
-        self.model, self.train, self.budget, self.ctx = model, train, budget, ctx
         self.options = model.options
         distributed.init_from_env(ctx.device)
+        train = fill_batches(train, self.options.batch_size * distributed.world_size(), ctx.log)
+        self.model, self.train, self.budget, self.ctx = model, train, budget, ctx
         self.device = distributed.rank_device(ctx.device)
         self.main = distributed.is_main()
         self.sampler = _EpochSampler(train, num_replicas=distributed.world_size(),
                                      rank=distributed.rank(), shuffle=True, seed=ctx.seed)
         self.steps_per_epoch = math.ceil(len(self.sampler) / self.options.batch_size)
-        if self.main:
-            warn_if_smaller_than_a_batch(len(self.sampler), self.options.batch_size, ctx.log)
         limits = [budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch]
         self.total_steps = min((n for n in limits if n is not None), default=None)
         self.step = self.epoch = self.batch_in_epoch = 0

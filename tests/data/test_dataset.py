@@ -172,3 +172,11 @@ def test_train_crops_from_the_loader(photo_folder, registry, make_cfg, crop):
     splits = load_splits(make_cfg(photo_folder(4), size=crop, eval_size=32), registry, seed=0)
     L, ab, _ = next(splits.train.iter_batches(2))
     assert L.shape == (2, crop, crop) and ab.shape == (2, crop, crop, 2)
+
+
+def test_repeated_set_draws_distinct_crops_of_each_image():
+    ds = make_set(n=2).repeated(3)
+    assert len(ds) == 6 and ds.names[:2] == ds.names[2:4] == ds.names[4:]
+    windows = [window(*ds.sample(i)) for i in (0, 2, 4)]  # image 0, three times
+    assert windows[0][0] == windows[1][0] == windows[2][0]  # same image
+    assert len({w[1:] for w in windows}) > 1  # not the same crop three times

@@ -256,6 +256,10 @@ def test_configure_is_idempotent_and_quiet():
     assert done.stdout.split() == ["2", str(intra), str(inter), str(cores)]
 
 
-def test_a_training_set_smaller_than_a_batch_is_reported(tmp_path, caplog):
-    tiny(batch_size=8).fit(lab_set(3), None, Budget(steps=1), context(tmp_path))
-    assert "3 training image(s) against batch_size 8" in caplog.text
+
+def test_a_training_set_smaller_than_a_batch_fills_the_batch(tmp_path, caplog):
+    caplog.set_level("INFO")
+    ctx = context(tmp_path)
+    tiny(batch_size=8).fit(lab_set(3), None, Budget(epochs=2), ctx)
+    assert "3 training image(s) against batch_size 8: each epoch draws 3 crops" in caplog.text
+    assert steps_logged(ctx)[-1] == 4  # 9 crops an epoch: a full batch of 8, then 1
