@@ -48,7 +48,6 @@ class TrainOptions(PluginOptions):
         return self
 
 
-
 def fill_batches(train: LabSet, batch_size: int, log: logging.Logger) -> LabSet:
     """``train``, repeated (with fresh crops) when it holds fewer images than one batch."""
     if not 0 < len(train) < batch_size:
