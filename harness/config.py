@@ -44,6 +44,10 @@ class DataConfig(_Strict):
     train_scale: float = Field(
         1.25, ge=1.0, description="side of the training images before the random size crop, "
                                   "in units of size; 1 = the scale models see at test")
+    split: Literal["fixed", "random"] = Field(
+        "fixed", description="fixed: the source's own split where it has one (photos, "
+                             "seg_train/seg_test), else seeded random; random: always a seeded "
+                             "random split, stratified by class label")
     test_fraction: float = Field(0.25, gt=0, lt=1)
     val_fraction: float = Field(0.0, ge=0, lt=1)
     grey_chroma: float = Field(5.0, ge=0, description="images with no pixel above it are grey")

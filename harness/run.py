@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import protocol
 from harness.atomic import write_json, write_text, write_with
 from harness.color import PriorAccumulator, zhang313
 from harness.colorizer import Colorizer, FitContext
@@ -228,8 +229,13 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     run_dir = run_dir or new_run_dir(cfg)
     device = resolve_device(cfg.device)
     write_text(run_dir / "config.yaml", dump_config(cfg))
-    write_json(run_dir / "environment.json", environment(registry, device))
     splits = load_splits(cfg.data, registry, cfg.seed)
+    versions = {m.name: f"{e.provider.distribution} {e.provider.version}"
+                for m in metrics for e in [registry.get("metric", m.name)]}
+    fingerprint = protocol.describe(cfg, splits.sources, splits.report["test_images"],
+                                    splits.report["split"], metrics, versions)
+    write_json(run_dir / "environment.json",
+               {**environment(registry, device), "protocol": fingerprint})
     write_json(run_dir / "data_report.json", splits.report)
     L, ab_true = splits.test.arrays()
     write_with(run_dir / "test_lab.npy",

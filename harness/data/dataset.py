@@ -108,15 +108,29 @@ class LabSet:
         return keras_dataset(self, batch_size, shuffle=shuffle, **kwargs)
 
 
-def split_groups(groups: Sequence[str], fraction: float, seed: int) -> set[str]:
+def split_groups(groups: Sequence[str], fraction: float, seed: int,
+                 labels: Sequence[str | None] | None = None) -> set[str]:
     """Pick the held-out groups: a seeded shuffle of the distinct groups, ``fraction`` of them.
 
-    At least one group is held out and at least one kept whenever there are two or more.
+    With ``labels`` (one per item, like ``groups``) the draw is stratified: each class holds out
+    ``fraction`` of its groups (a group's class is its first item's), so every class with two
+    or more groups is on both sides. At least one group is held out and at least one kept
+    whenever there are two or more.
     """
     distinct = sorted(set(groups))
     if len(distinct) < 2:
         return set()
     rng = np.random.default_rng(seed)
-    shuffled = [distinct[i] for i in rng.permutation(len(distinct))]
-    n = min(len(distinct) - 1, max(1, round(fraction * len(distinct))))
-    return set(shuffled[:n])
+    classes: dict[str | None, list[str]] = {}
+    first = dict(zip(reversed(groups), reversed(labels))) if labels is not None else {}
+    for group in distinct:
+        classes.setdefault(first.get(group), []).append(group)
+    held: set[str] = set()
+    for label in sorted(classes, key=lambda c: (c is not None, c or "")):
+        members = classes[label]
+        shuffled = [members[i] for i in rng.permutation(len(members))]
+        n = min(len(members) - 1, max(1, round(fraction * len(members))))
+        held.update(shuffled[:n])
+    if not held:  # every class has a single group: hold out one of them
+        held.add(distinct[int(rng.integers(len(distinct)))])
+    return held

@@ -27,6 +27,8 @@ class Splits:
     test: LabSet
     train_full: LabSet
     report: dict[str, Any] = field(default_factory=dict)
+    #: The images used (decoded, not excluded as grey), in cache order.
+    sources: list[ImageSource] = field(default_factory=list)
 
 
 def list_sources(cfg: DataConfig, registry: Registry, seed: int) -> list[ImageSource]:
@@ -70,16 +72,20 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
     class_names = sorted({s.label for s in srcs if s.label is not None})
     labels = np.array([class_names.index(s.label) if s.label is not None else -1 for s in srcs])
     groups = [s.group or s.name for s in srcs]
-    if any(s.split for s in srcs):
+    fixed = cfg.split == "fixed" and any(s.split for s in srcs)
+    if fixed:
         test_mask = np.array([s.split == "test" for s in srcs])
         if test_mask.all() or not test_mask.any():
-            raise DataError(f"data.path {cfg.path}: a fixed split needs images in both "
-                            "seg_train/ and seg_test/")
+            where = f"data.path {cfg.path}" if cfg.path else f"data.source={cfg.source}"
+            raise DataError(f"{where}: its fixed split needs usable images on both sides "
+                            f"(train and test: seg_train/ and seg_test/ for a folder); or use "
+                            f"--set data.split=random")
     else:
-        held = split_groups(groups, cfg.test_fraction, seed)
+        held = split_groups(groups, cfg.test_fraction, seed, labels=[s.label for s in srcs])
         test_mask = np.array([g in held for g in groups])
     train_idx = np.flatnonzero(~test_mask)
-    val_groups = split_groups([groups[i] for i in train_idx], cfg.val_fraction, seed + 1) \
+    val_groups = split_groups([groups[i] for i in train_idx], cfg.val_fraction, seed + 1,
+                              labels=[srcs[i].label for i in train_idx]) \
         if cfg.val_fraction > 0 else set()
     val_idx = np.array([i for i in train_idx if groups[i] in val_groups], dtype=np.int64)
     train_idx = np.array([i for i in train_idx if groups[i] not in val_groups], dtype=np.int64)
@@ -91,6 +97,7 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
                       labels[idx], class_names, crop=crop, seed=seed)
 
     report["splits"] = {"train": len(train_idx), "val": len(val_idx), "test": len(test_idx)}
+    report["split"] = "fixed" if fixed else "random"
     report["test_images"] = [srcs[i].name for i in test_idx]
     report["classes"] = class_names
     val = subset(val_idx) if len(val_idx) else None
@@ -109,4 +116,5 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
         train_lab, train_rows = small.lab, [row.get(s.name, -1) for s in srcs]
         report["cache"].update(train_size=cfg.train_size, train_directory=str(small.directory))
     return Splits(train=subset(train_idx, cfg.size, train_lab, train_rows), val=val,
-                  test=subset(test_idx), train_full=subset(train_idx), report=report)
+                  test=subset(test_idx), train_full=subset(train_idx), report=report,
+                  sources=srcs)

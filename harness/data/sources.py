@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ class ImageSource:
     """One image a source offers.
 
     ``name`` identifies it in reports; ``group`` keeps related files (a stereo pair) on one
-    side of the split; ``split`` is "train" or "test" when the source fixes it, else None.
+    side of the split; ``split`` is "train" or "test" when the source fixes it, else None;
+    ``sha256`` is the file's hash when the source has verified it (else computed on demand).
     """
 
     path: Path
@@ -33,6 +35,20 @@ class ImageSource:
     label: str | None = None
     group: str | None = None
     split: str | None = None
+    sha256: str | None = None
+
+    def digest(self) -> str:
+        """The file's sha256: the verified one, else computed from its bytes."""
+        return self.sha256 or sha256_file(self.path)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def folder_source(options: Mapping[str, Any]) -> list[ImageSource]:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from harness import protocol
 from harness.errors import HarnessError
 
 #: Config keys that do not change what a model learns or scores (nor does anything under
@@ -207,22 +208,36 @@ def _labels(paths: Sequence[Path]) -> list[str]:
         depth += 1
 
 
-def _groups(configs: Sequence[dict[str, Any]]) -> list[str]:
-    """Group label per run: the config name, plus the keys that tell same-named configs apart."""
+def _groups(configs: Sequence[dict[str, Any]],
+            protocols: Sequence[dict[str, Any]] | None = None) -> list[str]:
+    """Group label per run: the config name, plus what tells same-named runs apart.
+
+    Runs of one name are one group when their configs agree on every key that can change
+    results and their protocol fingerprints (:mod:`harness.protocol`) agree; otherwise the label
+    names the differing config keys and ``protocol: <fields>``.
+    """
+    protocols = protocols or [{} for _ in configs]
     keys = [_experiment_key(c) for c in configs]
+    for key, fp in zip(keys, protocols):
+        key["(protocol)"] = json.dumps(protocol.comparable(fp), sort_keys=True, default=str) \
+            if fp else "unrecorded"
     names = [str(c.get("name", "run")) for c in configs]
     out = []
     for i, name in enumerate(names):
-        same = [keys[j] for j in range(len(names)) if names[j] == name]
-        distinct = {json.dumps(k, sort_keys=True) for k in same}
-        if len(distinct) == 1:
+        same = [j for j in range(len(names)) if names[j] == name]
+        if len({json.dumps(keys[j], sort_keys=True) for j in same}) == 1:
             out.append(name)
             continue
-        differ = sorted({k for a in same for k in set(a) | set(keys[i])
-                         if a.get(k) != keys[i].get(k)})
-        shown = ", ".join(f"{k}={json.loads(keys[i][k]) if k in keys[i] else '-'}"
-                          for k in differ[:3])
-        out.append(f"{name} [{shown}{', ...' if len(differ) > 3 else ''}]")
+        differ = sorted({k for j in same for k in set(keys[j]) | set(keys[i])
+                         if keys[j].get(k) != keys[i].get(k) and k != "(protocol)"})
+        shown = [f"{k}={json.loads(keys[i][k]) if k in keys[i] else '-'}" for k in differ[:3]]
+        fields = sorted({f for j in same if keys[j]["(protocol)"] != keys[i]["(protocol)"]
+                         for f in protocol.differences(protocols[i], protocols[j])})
+        if fields or any(keys[j]["(protocol)"] != keys[i]["(protocol)"] for j in same):
+            fid = protocol.fingerprint_id(protocols[i]) if protocols[i] else "unrecorded"
+            shown.append(f"protocol {fid}: differs in "
+                         f"{', '.join(fields) if fields else 'whether it was recorded'}")
+        out.append(f"{name} [{'; '.join(shown)}{', ...' if len(differ) > 3 else ''}]")
     return out
 
 
@@ -277,7 +292,8 @@ def load_runs(paths: Iterable[Path]) -> list[RunData]:
     if not found:
         raise ReportError("no run directories given")
     runs = [load_run(p, label) for p, label in zip(found, _labels(found))]
-    for run, group in zip(runs, _groups([r.config for r in runs])):
+    protocols = [r.environment.get("protocol") or {} for r in runs]
+    for run, group in zip(runs, _groups([r.config for r in runs], protocols)):
         run.group = group
     return runs
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from harness import __version__
+from harness import __version__, protocol
 from harness.report.collect import RunData
 from harness.report.figures import Figure
 from harness.report.tables import Cell, Table, fmt, legend
@@ -48,7 +48,8 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["data_uri"] = data_uri
-    env.globals.update(cell_html=cell_html, fmt=fmt, legend=legend)
+    env.globals.update(cell_html=cell_html, fmt=fmt, legend=legend,
+                       protocol_summary=protocol.summary)
     return env
 
 

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from harness import protocol
 from harness.report.collect import RunData
 from harness.report.figures import Figure
 from harness.report.tables import Cell, Table, fmt, legend
@@ -75,7 +76,8 @@ def report_markdown(title: str, runs: Sequence[RunData], table: Table, aggregate
                     figures: dict[str, list[Figure]]) -> str:
     """report.md: tables, then per run the figures (as links to figures/*.png) and data counts."""
     out = [f"# {title}", ""]
-    out += [f"- `{r.label}`: config `{r.name}`, seed {r.seed}, `{r.path}`" for r in runs]
+    out += [f"- `{r.label}`: config `{r.name}`, seed {r.seed}, `{r.path}`; "
+            f"{protocol.summary(r.environment.get('protocol') or {})}" for r in runs]
     out += ["", "## Comparison", "", table_markdown(table)]
     if aggregate is not None:
         out += ["## Across runs", "", table_markdown(aggregate)]

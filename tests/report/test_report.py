@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -153,3 +154,19 @@ def test_not_a_run_is_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == ExitCode.USAGE
     assert "not a run directory" in result.output and "Traceback" not in result.output
+
+
+def test_runs_with_different_protocols_are_not_averaged(smoke_runs, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(smoke_runs[1], other)
+    env = json.loads((other / "environment.json").read_text())
+    assert env["protocol"]["id"] == json.loads(
+        (smoke_runs[0] / "environment.json").read_text())["protocol"]["id"]  # seeds repeat
+    env["protocol"]["metrics"]["psnr"] = "someone-elses-psnr 2.0"
+    (other / "environment.json").write_text(json.dumps(env))
+    build_report([smoke_runs[0], other], tmp_path / "out", formats=("csv", "md"))
+    agg = pd.read_csv(tmp_path / "out" / "report_aggregate.csv")
+    groups = set(agg["group"])
+    assert len(groups) == 2 and (agg["n_runs"] == 1).all()
+    assert any("differs in metrics.psnr" in g for g in groups)
+    assert "protocol " in (tmp_path / "out" / "report.md").read_text()
