@@ -98,6 +98,46 @@ def plugins(as_json: bool) -> None:
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...",
                 type=click.Path(path_type=Path, file_okay=False))
+@click.option("--a", "model_a", required=True, help="First model (A in A - B).")
+@click.option("--b", "model_b", required=True, help="Second model.")
+@click.option("--metric", "names", multiple=True, help="Only these metrics; repeatable.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the rows as CSV here.")
+def compare(run_dirs: tuple[Path, ...], model_a: str, model_b: str, names: tuple[str, ...],
+            csv_path: Path | None) -> None:
+    """Paired difference of two models on each run's test images, with intervals and p.
+
+    Per metric: A - B with a 95% paired-bootstrap interval and a Wilcoxon (per-image
+    metrics) or bootstrap (dataset-level metrics) p-value; over several runs, how many favour
+    each model. A folder holding runs stands for every run in it.
+
+    \b
+    Example:
+      harness compare results/ --a zhang-rebalanced --b zhang --metric colorfulness
+    """
+    from harness.plugins import get_plugin_manager
+    from harness.report.collect import find_runs, load_run
+    from harness.report.compare import compare_runs, describe
+
+    runs = [load_run(p) for p in find_runs(run_dirs)]
+    for run in runs:
+        for model in (model_a, model_b):
+            if run.statuses.get(model, {}).get("status") != "done":
+                raise HarnessError(f"{run.path}: model {model!r} did not finish there (models: "
+                                   f"{', '.join(run.trained)})")
+    registry = get_plugin_manager()
+    wanted = names or registry.names("metric")
+    metrics = [registry.get("metric", n).obj for n in wanted]
+    frame = compare_runs([r.path for r in runs], model_a, model_b, metrics)
+    click.echo(describe(frame), nl=False)
+    if csv_path is not None:
+        frame.to_csv(csv_path, index=False)
+        click.echo(f"wrote {csv_path}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...",
+                type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "formats", multiple=True, default=("html", "md"), show_default=True,
               type=click.Choice(["html", "md", "csv", "latex"]),
               help="Output format; repeat for several.")
