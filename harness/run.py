@@ -5,7 +5,8 @@ Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
     config.yaml          the resolved config         environment.json   versions, device, git
     data_report.json     counts, skipped files, split
     test_lab.npy         the test images in Lab at the evaluation size (N, E, E, 3)
-    models/<model>/      status.json, log.txt, loss.csv, checkpoints/, weights/,
+    models/<model>/      status.json (with ``compute``: FLOPs and rates of a learned model,
+                         see :mod:`harness.train.flops`), log.txt, loss.csv, checkpoints/, weights/,
                          pred_ab.npy (test predictions), scores.npz (per-image metric rows)
     per_image.csv  summary.csv  table.md  samples.png
 
@@ -41,6 +42,7 @@ from harness.resize import resize_ab, resize_l
 from harness.study.votes import compute as compute_study
 from harness.study.votes import load_votes, merge_outputs
 from harness.table import write_tables
+from harness.train.flops import compute_status
 
 log = logging.getLogger("harness")
 
@@ -164,6 +166,8 @@ def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringCont
                      model.config.plugin, len(splits.train), budget.describe(), device)
             colorizer.fit(splits.train, splits.val, budget, ctx)
             fit_seconds = time.monotonic() - t0
+            if colorizer.compute is not None:  # a learned model: FLOPs and rates
+                status["compute"] = compute_status(colorizer.compute, device)
             weights = model_dir / "weights"
             weights.mkdir(exist_ok=True)
             colorizer.save(weights)
