@@ -4,6 +4,8 @@ Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
 
     config.yaml          the resolved config         environment.json   versions, device, git
     data_report.json     counts, skipped files, split
+    timings.json         wall-clock seconds of each phase (setup, data, each model's fit and
+                         scoring, tables, report)
     test_lab.npy         the test images in Lab at the evaluation size (N, E, E, 3)
     models/<model>/      status.json (with ``compute``: FLOPs and rates of a learned model,
                          see :mod:`harness.train.flops`), log.txt, loss.csv, checkpoints/, weights/,
@@ -36,7 +38,7 @@ from harness.errors import ConfigError, ExitCode, TrainingDiverged
 from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
 from harness.plugins import Registry
-from harness.progress import LossLog, Progress
+from harness.progress import Laps, LossLog, Progress
 from harness.report.build import report_after_run
 from harness.resize import resize_ab, resize_l
 from harness.study.votes import compute as compute_study
@@ -226,6 +228,7 @@ def load_trained(run_dir: Path, model: str, registry: Registry | None = None) ->
 
 def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> tuple[Path, int]:
     """Run (or resume, when ``run_dir`` is given) the whole benchmark; return dir and exit code."""
+    laps = Laps()  # -> timings.json
     models = resolve_models(cfg, registry)
     metrics = resolve_metrics(cfg, registry)
     resume = run_dir is not None
@@ -233,6 +236,7 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     device = resolve_device(cfg.device)
     write_text(run_dir / "config.yaml", dump_config(cfg))
     write_json(run_dir / "environment.json", environment(registry, device))
+    laps.lap("setup")
     splits = load_splits(cfg.data, registry, cfg.seed)
     write_json(run_dir / "data_report.json", splits.report)
     L, ab_true = splits.test.arrays()
@@ -240,6 +244,7 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
                lambda p: np.save(p, np.concatenate([L[..., None], ab_true], axis=-1)))
     log.info("data: %(used)d images used of %(found)d found", splits.report)
     context = _scoring_context(splits, device)
+    laps.lap("data")
 
     statuses = {}
     for model in models:
@@ -251,6 +256,7 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
             continue
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run_dir,
                                           device, resume=resume and bool(previous))
+        laps.model(model.label, statuses[model.label])
     rows = {m.label: load_rows(run_dir / "models" / m.label) for m in models
             if statuses[m.label]["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
@@ -260,6 +266,9 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     votes = load_votes(run_dir)
     if votes:  # a resumed run keeps the human-study results imported into it
         merge_outputs(run_dir, compute_study(votes))
+    laps.lap("tables")
     report_after_run(run_dir)
+    laps.lap("report")
+    laps.write(run_dir / "timings.json")
     failed = [name for name, s in statuses.items() if s["status"] != "done"]
     return run_dir, ExitCode.MODEL_FAILED if failed else ExitCode.OK

@@ -41,3 +41,12 @@ def test_report_shows_the_compute_table(learned_run):
     assert "| zhang |" in section and "| regression-mse |" in section
     assert "achieved GFLOP/s" in section and "tinted" not in section
 
+
+def test_timings_record_every_phase(learned_run):
+    timings = json.loads((learned_run / "timings.json").read_text())
+    names = [p["phase"] for p in timings["phases"]]
+    assert names == ["setup", "data", "fit tinted", "save, predict, score tinted",
+                     "fit zhang", "save, predict, score zhang", "fit regression-mse",
+                     "save, predict, score regression-mse", "tables", "report"]
+    assert all(p["seconds"] >= 0 for p in timings["phases"])
+    assert sum(p["seconds"] for p in timings["phases"]) <= timings["total_seconds"] + 0.1
