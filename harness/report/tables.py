@@ -323,5 +323,7 @@ def compute_table(runs: Sequence[RunData]) -> ComputeTable | None:
     notes += [f"Attainable: {p.get('gflops')} GFLOP/s, the fastest {p.get('dtype')} "
               f"{p.get('size')}-square torch.mm on {p.get('device')} ({p.get('cpu')}, "
               f"{p.get('threads')} threads, torch {p.get('torch')}), measured "
-              f"{p.get('measured')}." for p in probes.values()]
+              f"{p.get('measured')} at a load average of {p.get('load_average')}; other "
+              f"work on the machine then lowers it (delete attainable.json in the harness "
+              f"cache to measure again)." for p in probes.values()]
     return ComputeTable(["run", "model"] if multi else ["model"], rows, notes)

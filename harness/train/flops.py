@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -226,8 +227,10 @@ def attainable(device: str, dtype: str = "float32", cache_root: Path | None = No
                ) -> dict[str, Any]:
     """The machine's matmul rate on ``device`` in ``dtype``: measured once, then cached.
 
-    Returns ``{"gflops", "measured", "cached", **probe_key}``; the cache is
-    ``<cache_root>/attainable.json`` (default: the harness cache directory).
+    Returns ``{"gflops", "measured", "load_average", "cached", **probe_key}``; the cache is
+    ``<cache_root>/attainable.json`` (default: the harness cache directory). Other processes
+    computing meanwhile lower the figure (the one-minute load average, recorded beside it,
+    says whether they did); delete the file to measure again.
     """
     from harness.data.cache import default_cache_root
 
@@ -241,7 +244,8 @@ def attainable(device: str, dtype: str = "float32", cache_root: Path | None = No
     if isinstance(cache, dict) and isinstance(cache.get(name), dict):
         return {**cache[name], "cached": True}
     record = {**key, "gflops": round(matmul_gflops(device, dtype), 2),
-              "measured": dt.datetime.now().isoformat(timespec="seconds")}
+              "measured": dt.datetime.now().isoformat(timespec="seconds"),
+              "load_average": _load_average()}
     log.info("attainable rate: %.1f GFLOP/s (%s %d-square torch.mm on %s, %d threads)",
              record["gflops"], dtype, key["size"], key["device"], key["threads"])
     with contextlib.suppress(OSError):
@@ -271,6 +275,12 @@ def compute_status(compute: TrainingCompute, device: str,
                percent_of_attainable=_significant(100 * achieved / probe["gflops"]),
                probe={k: v for k, v in probe.items() if k != "cached"})
     return out
+
+
+def _load_average() -> float | None:
+    with contextlib.suppress(OSError, AttributeError):
+        return round(os.getloadavg()[0], 2)
+    return None
 
 
 def _significant(x: float, digits: int = 4) -> float:
