@@ -59,7 +59,7 @@ class TorchStepMeter:
 
     def __init__(self, replicas: int = 1) -> None:
         self.replicas = replicas
-        self.flops: float | None = None
+        self.flops: int | None = None
         self.steps = self.images = 0
 
     @contextlib.contextmanager
@@ -72,7 +72,7 @@ class TorchStepMeter:
 
             with FlopCounterMode(display=False) as counter:
                 yield
-            self.flops = float(counter.get_total_flops() * self.replicas)
+            self.flops = int(counter.get_total_flops() * self.replicas)
         self.steps += 1
         self.images += images
 
