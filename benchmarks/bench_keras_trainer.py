@@ -1,7 +1,9 @@
 """Training throughput: the shared Keras trainer against a bare ``model.fit``, and the Keras
 ``regression-mse`` against a torch twin of the same network.
 
-    python benchmarks/bench_keras_trainer.py [--width 0.25] [--size 64] [--batch 16]
+    python benchmarks/bench_keras_trainer.py [--width W] [--size S] [--batch B]
+
+Width, image size and batch default to regression-mse's in configs/all.yaml.
 
 All three train the same network (the regression-mse encoder-decoder), batch and optimizer
 (AdamW, mean squared error on normalize_ab) on the CPU or the device given. Rates are steady
@@ -28,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.main_job import main_job_options  # noqa: E402
 from harness.colorizer import Budget, FitContext  # noqa: E402
 from harness.data.dataset import LabSet  # noqa: E402
 from harness.progress import LossLog  # noqa: E402
@@ -164,10 +167,11 @@ def torch_rate(args, data: LabSet, device: str) -> tuple[float, float]:
 
 
 def main() -> None:
+    main_job = main_job_options("regression-mse")  # the defaults: as configs/all.yaml trains it
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--width", type=float, default=main_job.get("width", 1.0))
+    parser.add_argument("--size", type=int, default=main_job["data_size"])
+    parser.add_argument("--batch", type=int, default=main_job.get("batch_size", 16))
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--steps", type=int, default=60, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=10)

@@ -10,6 +10,7 @@ from the end of the bare block before it to its own log row, and compared with t
 that follows; the figure is the median of those paired ratios. Sharing the process, the bare
 loop also gets the trainer's heap setting (:mod:`harness.train.allocator`), without which
 both run slower.
+Width, batch size and image size default to zhang's in configs/all.yaml.
 Run: ``python benchmarks/bench_torch_trainer.py [--help]``.
 """
 
@@ -28,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.main_job import main_job_options  # noqa: E402
 from harness.color import rgb_to_lab  # noqa: E402
 from harness.colorizer import Budget, FitContext  # noqa: E402
 from harness.data.dataset import LabSet  # noqa: E402
@@ -104,10 +106,11 @@ def measure(options, lab: np.ndarray, blocks: int, warmup: int) -> np.ndarray:
 
 
 def main() -> None:
+    main_job = main_job_options("zhang")  # the defaults: zhang as configs/all.yaml trains it
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=float, default=0.125)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--width", type=float, default=main_job.get("width", 1.0))
+    parser.add_argument("--batch-size", type=int, default=main_job.get("batch_size", 16))
+    parser.add_argument("--size", type=int, default=main_job["data_size"])
     parser.add_argument("--blocks", type=int, default=40, help="timed blocks of log_every steps")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads; 1 is steadier on a machine others are using")

@@ -65,8 +65,30 @@ class FitContext:
         return path
 
 
+@dataclass(frozen=True)
+class TrainingCompute:
+    """What one ``fit`` computed, as a trainer reports it in :attr:`Colorizer.compute`.
+
+    ``flops_per_step``: floating-point operations of one full-batch training step (forward and
+    backward; see :mod:`harness.train.flops`), None where they could not be counted. ``steps``,
+    ``images`` and ``train_seconds`` cover the steps this ``fit`` trained (after a resume, the
+    steps since). ``dtype`` is the precision the network computed in; ``parameters`` counts
+    its trainable parameters. The host adds the achieved rate to the model's ``status.json``.
+    """
+
+    flops_per_step: float | None
+    steps: int
+    images: int
+    train_seconds: float
+    parameters: int
+    dtype: str = "float32"
+
+
 class Colorizer(abc.ABC):
     """A colorization method. Subclass, declare ``Options``, register it through the hook."""
+
+    #: Set by a learned model's ``fit`` (the shared trainers do); None for the others.
+    compute: TrainingCompute | None = None
 
     #: "torch", "keras" or "numpy"; shown by ``harness plugins`` and recorded in results.
     framework: ClassVar[str] = "numpy"

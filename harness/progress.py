@@ -1,4 +1,4 @@
-"""Progress bars (plain lines when not on a terminal) and the per-model loss log."""
+"""Progress bars (plain lines when not on a terminal), the per-model loss log, phase timings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from harness.atomic import write_text
+from harness.atomic import write_json, write_text
 
 
 class Progress:
@@ -87,3 +87,32 @@ class LossLog:
             with self.path.open(newline="") as f:
                 self.rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)
                              if float(row["step"]) <= step]
+
+
+class Laps:
+    """Wall-clock seconds of a run's phases, in order: each :meth:`lap` ends the phase that
+    began at the previous one (or at creation). Written as ``timings.json``."""
+
+    def __init__(self) -> None:
+        self.phases: list[dict[str, float | str]] = []
+        self._start = self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases.append({"phase": name, "seconds": round(now - self._last, 3)})
+        self._last = now
+
+    def model(self, label: str, status: dict) -> None:
+        """End a model's phase, split into its fit and the rest (saving, predicting, scoring)
+        where its status has ``fit_seconds``."""
+        fit = status.get("fit_seconds")
+        if fit is None:
+            self.lap(f"{label} ({status.get('status', 'unknown')})")
+            return
+        self.phases.append({"phase": f"fit {label}", "seconds": fit})
+        self._last += fit
+        self.lap(f"save, predict, score {label}")
+
+    def write(self, path: Path) -> None:
+        write_json(path, {"phases": self.phases,
+                          "total_seconds": round(time.monotonic() - self._start, 3)})

@@ -4,8 +4,11 @@ Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
 
     config.yaml          the resolved config         environment.json   versions, device, git
     data_report.json     counts, skipped files, split
+    timings.json         wall-clock seconds of each phase (setup, data, each model's fit and
+                         scoring, tables, report)
     test_lab.npy         the test images in Lab at the evaluation size (N, E, E, 3)
-    models/<model>/      status.json, log.txt, loss.csv, checkpoints/, weights/,
+    models/<model>/      status.json (with ``compute``: FLOPs and rates of a learned model,
+                         see :mod:`harness.train.flops`), log.txt, loss.csv, checkpoints/, weights/,
                          pred_ab.npy (test predictions), scores.npz (per-image metric rows)
     per_image.csv  summary.csv  table.md  samples.png
 
@@ -36,12 +39,13 @@ from harness.errors import ConfigError, ExitCode, TrainingDiverged
 from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
 from harness.plugins import Registry
-from harness.progress import LossLog, Progress
+from harness.progress import Laps, LossLog, Progress
 from harness.report.build import report_after_run
 from harness.resize import resize_ab, resize_l
 from harness.study.votes import compute as compute_study
 from harness.study.votes import load_votes, merge_outputs
 from harness.table import write_tables
+from harness.train.flops import compute_status
 
 log = logging.getLogger("harness")
 
@@ -165,6 +169,8 @@ def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringCont
                      model.config.plugin, len(splits.train), budget.describe(), device)
             colorizer.fit(splits.train, splits.val, budget, ctx)
             fit_seconds = time.monotonic() - t0
+            if colorizer.compute is not None:  # a learned model: FLOPs and rates
+                status["compute"] = compute_status(colorizer.compute, device)
             weights = model_dir / "weights"
             weights.mkdir(exist_ok=True)
             colorizer.save(weights)
@@ -223,12 +229,14 @@ def load_trained(run_dir: Path, model: str, registry: Registry | None = None) ->
 
 def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> tuple[Path, int]:
     """Run (or resume, when ``run_dir`` is given) the whole benchmark; return dir and exit code."""
+    laps = Laps()  # -> timings.json
     models = resolve_models(cfg, registry)
     metrics = resolve_metrics(cfg, registry)
     resume = run_dir is not None
     run_dir = run_dir or new_run_dir(cfg)
     device = resolve_device(cfg.device)
     write_text(run_dir / "config.yaml", dump_config(cfg))
+    laps.lap("setup")
     splits = load_splits(cfg.data, registry, cfg.seed)
     versions = {m.name: f"{e.provider.distribution} {e.provider.version}"
                 for m in metrics for e in [registry.get("metric", m.name)]}
@@ -242,6 +250,7 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
                lambda p: np.save(p, np.concatenate([L[..., None], ab_true], axis=-1)))
     log.info("data: %(used)d images used of %(found)d found", splits.report)
     context = _scoring_context(splits, device)
+    laps.lap("data")
 
     statuses = {}
     for model in models:
@@ -253,6 +262,7 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
             continue
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run_dir,
                                           device, resume=resume and bool(previous))
+        laps.model(model.label, statuses[model.label])
     rows = {m.label: load_rows(run_dir / "models" / m.label) for m in models
             if statuses[m.label]["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
@@ -262,6 +272,9 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     votes = load_votes(run_dir)
     if votes:  # a resumed run keeps the human-study results imported into it
         merge_outputs(run_dir, compute_study(votes))
+    laps.lap("tables")
     report_after_run(run_dir)
+    laps.lap("report")
+    laps.write(run_dir / "timings.json")
     failed = [name for name, s in statuses.items() if s["status"] != "done"]
     return run_dir, ExitCode.MODEL_FAILED if failed else ExitCode.OK

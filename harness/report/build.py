@@ -2,8 +2,9 @@
 
 Formats and the files they write in the output folder:
 
-- ``html``: ``report.html``, one self-contained page (tables, sample grids, plots, data report,
-  environment; images as data: URIs, CSS inline, no request to any host).
+- ``html``: ``report.html``, one self-contained page (tables, the learned models' compute
+  table, sample grids, plots, data report, environment; images as data: URIs, CSS inline, no
+  request to any host).
 - ``md``: ``report.md`` with ``figures/*.png`` beside it, and ``table.md`` (the tables alone).
 - ``csv``: ``report_summary.csv`` (every run's summary.csv stacked, with run, group and seed
   columns) and, for several runs, ``report_aggregate.csv`` (mean, std, min, max, runs).
@@ -21,7 +22,7 @@ from harness.atomic import write_text, write_with
 from harness.report.collect import RunData, aggregate, load_runs, merged_summary
 from harness.report.figures import Figure, model_colours, run_figures
 from harness.report.markdown import figure_files, report_markdown, slug, table_markdown
-from harness.report.tables import Table, aggregate_table, run_table
+from harness.report.tables import Table, aggregate_table, compute_table, run_table
 
 FORMATS = ("html", "md", "csv", "latex")
 DEFAULT_FORMATS = ("html", "md")
@@ -62,6 +63,7 @@ def build_report(paths: Iterable[Path], out: Path | None = None,
     table = run_table(runs)
     agg_frame = aggregate(runs) if len(runs) > 1 else None
     agg = aggregate_table(runs, agg_frame) if agg_frame is not None else None
+    compute = compute_table(runs)
     figures: dict[str, list[Figure]] = {}
     if {"html", "md"} & set(formats):
         models = list(dict.fromkeys(m for r in runs for m in r.models))
@@ -77,12 +79,12 @@ def build_report(paths: Iterable[Path], out: Path | None = None,
     if "html" in formats:
         from harness.report.html import render_html
 
-        put("report.html", render_html(title, runs, table, agg, figures))
+        put("report.html", render_html(title, runs, table, agg, figures, compute))
     if "md" in formats:
         for name, png in figure_files(runs, figures).items():
             write_with(out / name, lambda p, png=png: p.write_bytes(png))
             written.append(out / name)
-        put("report.md", report_markdown(title, runs, table, agg, figures))
+        put("report.md", report_markdown(title, runs, table, agg, figures, compute))
         put("table.md", tables_markdown(runs, table, agg) + _study_section(out / "table.md"))
     if "csv" in formats:
         merged = merged_summary(runs)

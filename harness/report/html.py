@@ -13,7 +13,7 @@ from markupsafe import Markup, escape
 from harness import __version__, protocol
 from harness.report.collect import RunData
 from harness.report.figures import Figure
-from harness.report.tables import Cell, Table, fmt, legend
+from harness.report.tables import Cell, ComputeTable, Table, fmt, legend
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -54,8 +54,9 @@ def _environment() -> Environment:
 
 
 def render_html(title: str, runs: Sequence[RunData], table: Table, aggregate: Table | None,
-                figures: dict[str, list[Figure]]) -> str:
+                figures: dict[str, list[Figure]], compute: ComputeTable | None = None) -> str:
     """The report page as a string (see templates/report.html.j2)."""
     return _environment().get_template("report.html.j2").render(
         title=title, runs=runs, table=table, aggregate=aggregate, figures=figures,
+        compute=compute,
         version=__version__, generated=dt.datetime.now().isoformat(timespec="seconds"))

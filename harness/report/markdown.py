@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from harness import protocol
 from harness.report.collect import RunData
 from harness.report.figures import Figure
-from harness.report.tables import Cell, Table, fmt, legend
+from harness.report.tables import Cell, ComputeTable, Table, fmt, legend
 
 
 def _escape(text: str) -> str:
@@ -54,6 +54,15 @@ def table_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n" + "\n".join(notes) + "\n"
 
 
+def compute_markdown(table: ComputeTable) -> str:
+    """The compute table and its notes as Markdown."""
+    header = [*table.key_names, *table.headers]
+    rule = "|" + "---|" * len(table.key_names) + "---:|" * len(table.headers)
+    lines = ["| " + " | ".join(header) + " |", rule]
+    lines += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(table.notes) + "\n"
+
+
 def slug(text: str) -> str:
     """A file-name-safe version of a run label."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
@@ -73,14 +82,17 @@ def figure_files(runs: Sequence[RunData], figures: dict[str, list[Figure]]) -> d
 
 
 def report_markdown(title: str, runs: Sequence[RunData], table: Table, aggregate: Table | None,
-                    figures: dict[str, list[Figure]]) -> str:
-    """report.md: tables, then per run the figures (as links to figures/*.png) and data counts."""
+                    figures: dict[str, list[Figure]], compute: ComputeTable | None = None) -> str:
+    """report.md: tables (the compute table too, given one), then per run the figures (as
+    links to figures/*.png) and data counts."""
     out = [f"# {title}", ""]
     out += [f"- `{r.label}`: config `{r.name}`, seed {r.seed}, `{r.path}`; "
             f"{protocol.summary(r.environment.get('protocol') or {})}" for r in runs]
     out += ["", "## Comparison", "", table_markdown(table)]
     if aggregate is not None:
         out += ["## Across runs", "", table_markdown(aggregate)]
+    if compute is not None:
+        out += ["## Compute", "", compute_markdown(compute)]
     for run in runs:
         prefix = "" if len(runs) == 1 else slug(run.label) + "-"
         out += [f"## Run {run.label}", ""]

@@ -1,16 +1,20 @@
 """The comparison table as data (rows, columns, cells with flags), shared by every output format.
 
-Two tables: :func:`run_table` has one row per (run, model) with each value's 95% interval, the
-best value of a run in bold and a mark where a model differs significantly from the run's
-reference; :func:`aggregate_table` has one row per (group, model) with the mean, standard
-deviation and number of runs. Renderers (Markdown, LaTeX, HTML) only format these cells.
+Two comparison tables: :func:`run_table` has one row per (run, model) with each value's 95%
+interval, the best value of a run in bold and a mark where a model differs significantly from
+the run's reference; :func:`aggregate_table` has one row per (group, model) with the mean,
+standard deviation and number of runs. :func:`compute_table` shows what each learned model's
+training computed (FLOPs and rates, from its ``status.json``). Renderers (Markdown, LaTeX,
+HTML) only format these cells.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -268,3 +272,58 @@ def legend(table: Table) -> list[str]:
                      "difference from the real images (Fisher's exact test) or, for 2AFC, from "
                      "50%.")
     return lines
+
+
+#: Columns of the compute table after its key columns (figures from each status.json).
+COMPUTE_HEADERS = ("parameters", "GFLOP/step", "steps", "train s", "images/s",
+                   "achieved GFLOP/s", "% of attainable")
+
+
+@dataclass
+class ComputeTable:
+    """What each learned model's training computed: one row of formatted cells per model."""
+
+    key_names: list[str]
+    rows: list[list[str]]
+    notes: list[str]
+    headers: tuple[str, ...] = COMPUTE_HEADERS
+
+
+def _number(x: Any, spec: str) -> str:
+    return "" if x is None else format(x, spec)
+
+
+def compute_table(runs: Sequence[RunData]) -> ComputeTable | None:
+    """The compute table of ``runs``, or None when no model recorded compute figures."""
+    multi = len(runs) > 1
+    rows, probes = [], {}
+    for run in runs:
+        for model in run.models:
+            c = run.statuses.get(model, {}).get("compute")
+            if not isinstance(c, dict):
+                continue
+            gflop = None if c.get("flops_per_step") is None else c["flops_per_step"] / 1e9
+            rows.append([*((run.label,) if multi else ()), model,
+                         _number(c.get("parameters"), ","), fmt(gflop),
+                         _number(c.get("steps"), "d"), _number(c.get("train_seconds"), ".1f"),
+                         fmt(c.get("images_per_s")), fmt(c.get("achieved_gflops")),
+                         _number(c.get("percent_of_attainable"), ".1f")])
+            probe = c.get("probe")
+            if isinstance(probe, dict):
+                probes[json.dumps(probe, sort_keys=True)] = probe
+    if not rows:
+        return None
+    notes = ["GFLOP/step: the convolutions' and matrix products' floating-point operations "
+             "(2 per multiply-add) in one full-batch training step, forward and backward "
+             "(torch: torch.utils.flop_counter over the first step; Keras: TensorFlow's traced "
+             "graph of the step); element-wise work is not counted. Achieved: GFLOP/step × "
+             "steps / train seconds, the whole fit's wall time (data, logging and "
+             "checkpoints included). On a GPU, % of attainable is the model FLOPs "
+             "utilisation against the matrix product's rate."]
+    notes += [f"Attainable: {p.get('gflops')} GFLOP/s, the fastest {p.get('dtype')} "
+              f"{p.get('size')}-square torch.mm on {p.get('device')} ({p.get('cpu')}, "
+              f"{p.get('threads')} threads, torch {p.get('torch')}), measured "
+              f"{p.get('measured')} at a load average of {p.get('load_average')}; other "
+              f"work on the machine then lowers it (delete attainable.json in the harness "
+              f"cache to measure again)." for p in probes.values()]
+    return ComputeTable(["run", "model"] if multi else ["model"], rows, notes)

@@ -29,6 +29,7 @@ from harness.color import denormalize_ab, normalize_ab, normalize_l
 from harness.colorizer import Budget, Colorizer, FitContext
 from harness.errors import TrainingDiverged
 from harness.progress import Progress
+from harness.train.flops import keras_compute, keras_step_flops
 from harness.train.keras_env import configure, generator_dataset_malloc
 from harness.train.options import TrainOptions, fill_batches
 
@@ -226,6 +227,7 @@ class Trainer:
     the checkpoint ``last.json`` names. A NaN or infinite loss raises
     :class:`~harness.errors.TrainingDiverged` naming the step. Progress, logging and
     checkpoints run in a Keras callback after each step; Keras's own progress bar is off.
+    The fit's FLOPs and timing end up in ``colorizer.compute`` (:mod:`harness.train.flops`).
     """
 
     def __init__(self, colorizer: KerasColorizer, train: LabSet, budget: Budget,
@@ -277,6 +279,9 @@ class Trainer:
                            with_labels=self.n_classes > 0, workers=self.options.num_workers)
         desc = self.ctx.model_dir.name
         on_tf = keras.backend.backend() == "tensorflow"  # a PyDataset becomes a generator dataset
+        side = self.train.image_size
+        flops = keras_step_flops(self.model, (self.options.batch_size, side, side, 1))
+        first, start = self.step, time.monotonic()
         with Progress(self.total_steps, desc=desc, unit="step") as progress, \
                 generator_dataset_malloc() if on_tf else contextlib.nullcontext():
             if self.step:
@@ -284,6 +289,9 @@ class Trainer:
             # One Keras epoch of the remaining steps; shuffle=False: the order is the loader's.
             self.model.fit(batches, epochs=1, shuffle=False, verbose=0,
                            callbacks=[_StepCallback(self, progress)])
+        images = sum(self.images_at(s) for s in range(first + 1, self.step + 1))
+        self.colorizer.compute = keras_compute(self.model, flops, self.step - first, images,
+                                               time.monotonic() - start)
 
     def done(self, seconds: float) -> bool:
         """Whether the budget is spent at ``self.step`` after ``seconds`` of training."""

@@ -31,6 +31,7 @@ from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train import distributed
 from harness.train.allocator import steady_heap
+from harness.train.flops import TorchStepMeter
 from harness.train.options import TrainOptions, fill_batches
 
 if TYPE_CHECKING:
@@ -181,7 +182,8 @@ class Trainer:
     step, epoch, RNG states, buffers) atomically and flushes ``ctx.loss_log``; with
     ``ctx.resume`` training continues from that checkpoint. A NaN or infinite loss raises
     :class:`~harness.errors.TrainingDiverged` naming the step. Allocation follows
-    :func:`~harness.train.allocator.steady_heap`.
+    :func:`~harness.train.allocator.steady_heap`. The fit's FLOPs (counted over its first step)
+    and timing end up in ``model.compute`` (:class:`~harness.train.flops.TorchStepMeter`).
     """
 
     def __init__(self, model: TorchColorizer, train: LabSet, budget: Budget,
@@ -205,6 +207,7 @@ class Trainer:
         self.saved_step = -1  # the step of the last checkpoint written
         self.seconds = 0.0  # trained before this process started (resume)
         self.pending: list[tuple[int, int, Tensor, int]] = []  # step, epoch, loss, images
+        self.meter = TorchStepMeter(distributed.world_size())  # -> model.compute
 
     def run(self) -> None:
         model, ctx = self.model, self.ctx
@@ -237,7 +240,8 @@ class Trainer:
         try:
             while not self._done(start):
                 for batch in self._epoch_loader():
-                    self._train_step(batch)
+                    with self.meter.step(len(batch["L"]) * distributed.world_size()):
+                        self._train_step(batch)
                     if self.step % self.options.log_every == 0:
                         self._log(start, progress)
                     if self.step % self.options.checkpoint_every == 0:
@@ -247,6 +251,8 @@ class Trainer:
                 else:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             self._checkpoint(start, progress)
+            self.model.compute = self.meter.result(time.monotonic() - start, self.model.net,
+                                                   self.model._autocast())
         finally:
             if progress is not None:
                 progress.close()

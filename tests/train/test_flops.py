@@ -1,0 +1,134 @@
+"""FLOP accounting: both trainers' counts against the analytic formula, the probe's cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+from torch import nn
+
+from harness.color import AB_NORM, normalize_l
+from harness.colorizer import Budget, FitContext, TrainingCompute
+from harness.data.dataset import LabSet
+from harness.progress import LossLog
+from harness.train import flops
+from harness.train.torch_trainer import TorchColorizer
+
+
+def conv_flops(batch: int, side: int, cin: int, cout: int, kernel: int = 3) -> int:
+    """2 x multiply-adds of a 'same' convolution whose output is ``side`` square."""
+    return 2 * batch * side * side * cout * kernel * kernel * cin
+
+
+def lab_set(n: int = 8, size: int = 20, crop: int = 16) -> LabSet:
+    rng = np.random.default_rng(0)
+    lab = np.stack([rng.uniform(10, 90, (n, size, size)),
+                    rng.uniform(-40, 40, (n, size, size)),
+                    rng.uniform(-40, 40, (n, size, size))], -1).astype(np.float32)
+    return LabSet(lab, range(n), [f"i{k}" for k in range(n)], np.full(n, -1), [], crop=crop)
+
+
+def context(tmp_path) -> FitContext:
+    return FitContext(device="cpu", seed=0, model_dir=tmp_path,
+                      loss_log=LossLog(tmp_path / "loss.csv"))
+
+
+class TorchTwoConv(TorchColorizer):
+    def build_network(self):
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+                self.c2 = nn.Conv2d(8, 2, 3, padding=1)
+
+            def forward(self, L):
+                return self.c2(F.relu(self.c1(normalize_l(L))))
+
+        return Net()
+
+    def loss(self, outputs, batch):
+        return F.mse_loss(outputs, batch["ab"] / AB_NORM)
+
+    def decode(self, outputs):
+        return outputs * AB_NORM
+
+
+def test_torch_trainer_counts_forward_and_backward(tmp_path):
+    model = TorchTwoConv(TorchTwoConv.Options(batch_size=4, log_every=1))
+    model.fit(lab_set(), None, Budget(steps=3), context(tmp_path))
+    c = model.compute
+    f1, f2 = conv_flops(4, 16, 1, 8), conv_flops(4, 16, 8, 2)
+    # forward, then both gradients of c2 but only the weight gradient of c1 (its input is data)
+    assert c.flops_per_step == f1 + f2 + f2 + f2 + f1
+    assert (c.steps, c.images, c.dtype) == (3, 12, "float32")
+    assert c.parameters == (8 * 9 + 8) + (2 * 8 * 9 + 2)
+    assert c.train_seconds > 0
+
+
+def test_keras_count_matches_the_analytic_formula(tmp_path):
+    from harness.train.keras_trainer import (
+        ABLoss,
+        DenormalizeAB,
+        KerasColorizer,
+        NormalizeL,
+        keras,
+        layers,
+    )
+
+    class KerasTwoConv(KerasColorizer):
+        input_multiple = 2
+
+        def build_model(self, n_classes):
+            L = keras.Input((None, None, 1))
+            x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(NormalizeL()(L))
+            x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+            x = layers.Conv2D(2, 3, padding="same")(x)
+            return keras.Model(L, DenormalizeAB()(x))
+
+        def loss(self, n_classes):
+            return ABLoss(), None
+
+    model = KerasTwoConv(KerasTwoConv.Options(batch_size=4, log_every=1))
+    model.fit(lab_set(), None, Budget(steps=2), context(tmp_path))
+    c = model.compute
+    f1, f2 = conv_flops(4, 8, 1, 8), conv_flops(4, 16, 8, 2)  # the stride halves c1's output
+    assert c.flops_per_step == 2 * f1 + 3 * f2
+    assert (c.steps, c.images, c.dtype) == (2, 8, "float32")
+    assert c.parameters == (8 * 9 + 8) + (2 * 8 * 9 + 2)
+
+    # dense layers: matrix products, the first layer's input gradient left out again
+    x = keras.Input((16,))
+    dense = keras.Model(x, layers.Dense(4)(layers.Dense(32, activation="relu")(x)))
+    d1, d2 = 2 * 5 * 16 * 32, 2 * 5 * 32 * 4
+    assert flops.keras_step_flops(dense, (5, 16)) == 2 * d1 + 3 * d2
+
+
+def test_probe_is_cached_per_machine_and_precision(tmp_path, monkeypatch):
+    monkeypatch.setattr(flops, "probe_size", lambda device: 128)  # a fast probe for the test
+    first = flops.attainable("cpu", cache_root=tmp_path)
+    assert first["gflops"] > 0 and not first["cached"] and first["size"] == 128
+    cache = json.loads((tmp_path / flops.CACHE_FILE).read_text())
+    assert len(cache) == 1
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("measured again although cached")
+
+    monkeypatch.setattr(flops, "matmul_gflops", no_probe)
+    second = flops.attainable("cpu", cache_root=tmp_path)
+    assert second["cached"] and second["gflops"] == first["gflops"]
+    with pytest.raises(AssertionError, match="measured again"):  # another key: measured
+        flops.attainable("cpu", "float64", cache_root=tmp_path)
+
+
+def test_compute_status_rates(tmp_path, monkeypatch):
+    monkeypatch.setattr(flops, "matmul_gflops", lambda device, dtype: 50.0)
+    compute = TrainingCompute(flops_per_step=2e9, steps=30, images=480, train_seconds=6.0,
+                              parameters=10)
+    out = flops.compute_status(compute, "cpu", cache_root=tmp_path)
+    assert out["achieved_gflops"] == 10.0 and out["attainable_gflops"] == 50.0
+    assert out["percent_of_attainable"] == 20.0 and out["images_per_s"] == 80.0
+    assert out["probe"]["threads"] >= 1
+    unknown = flops.compute_status(TrainingCompute(None, 30, 480, 6.0, 10), "cpu", tmp_path)
+    assert unknown["achieved_gflops"] is None and unknown["images_per_s"] == 80.0
