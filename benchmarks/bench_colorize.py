@@ -10,7 +10,11 @@ folder:
 * old: the pipeline before this benchmark existed, one photo at a time: float RGB, the full
   Lab image, the model, ``lab_to_rgb`` of the full Lab image, ``to_uint8``, Pillow's default
   PNG (zlib level 6);
-* new png / new jpeg: :func:`harness.colorize.colorize_files` with each ``--format``.
+* new png / new jpeg: :func:`harness.colorize.colorize_files` with each ``--format``, and
+  new png with a single worker thread (what the threads add).
+
+The old arm keeps torch's default thread count, as the old code did; the new code runs torch
+on one thread while its pool works.
 
 Printed: photos per second per arm (min / median / max over rounds, start-up excluded), the new
 pipeline's stages timed one after another on one thread (seconds per megapixel and per
@@ -119,38 +123,70 @@ def old_pipeline(colorizer, photos: list[Path], out: Path) -> None:
         Image.fromarray(to_uint8(rgb)).save(out / f"{path.stem}.png", format="PNG")
 
 
-def new_pipeline(colorizer, photos: list[Path], out: Path, fmt: str) -> None:
+def new_pipeline(colorizer, photos: list[Path], out: Path, fmt: str,
+                 workers: int | None = None) -> None:
     jobs = find_inputs([photos[0].parent], out, FORMATS[fmt].suffix)
-    colorize_files(colorizer, SIZE, jobs, out, fmt=fmt)
+    colorize_files(colorizer, SIZE, jobs, out, fmt=fmt, workers=workers)
     failed = [j for j in jobs if j.error]
     if failed:
         raise RuntimeError(f"{failed[0].source}: {failed[0].error}")
 
 
-def stages(colorizer, photos: list[Path], out: Path) -> dict[str, list[float]]:
-    """Seconds per photo of each step of the new pipeline, one after another, on one thread
-    (torch too, as in the pipeline)."""
-    torch.set_num_threads(1)
-    times: dict[str, list[float]] = {}
+class _Timer:
+    """Seconds per photo of named steps, accumulated across photos."""
 
-    def timed(name, fn, *args):
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {}
+
+    def __call__(self, name, fn, *args):
         start = time.perf_counter()
         result = fn(*args)
-        times.setdefault(name, []).append(time.perf_counter() - start)
+        self.times.setdefault(name, []).append(time.perf_counter() - start)
         return result
 
+
+def new_stages(colorizer, photos: list[Path], out: Path) -> dict[str, list[float]]:
+    """Each step of the new pipeline, one after another, on one thread (torch too)."""
+    timed = _Timer()
     Ls = [timed("decode + L", decode_l, p) for p in photos]
-    small = np.stack([timed("resize L", lambda x: resize_l(x[None], SIZE)[0], L) for L in Ls])
+    small = np.stack([timed("resize L", resize_l, L[None], SIZE)[0] for L in Ls])
     start = time.perf_counter()
     ab = predict_ab(colorizer, small)  # one call for all, as the pipeline groups them
-    times["predict"] = [(time.perf_counter() - start) / len(photos)] * len(photos)
+    timed.times["predict"] = [(time.perf_counter() - start) / len(photos)] * len(photos)
     for path, L, a in zip(photos, Ls, ab):
         full = timed("upsample ab", upsample_ab, a[None], L.shape)[0]
         rgb8 = timed("Lab -> sRGB8", lab_to_srgb8, L, full[..., 0], full[..., 1])
         for fmt in FORMATS:
             timed(f"encode {fmt}", save_rgb8, rgb8, out / f"{path.stem}{FORMATS[fmt].suffix}",
                   FORMATS[fmt])
-    return times
+    return timed.times
+
+
+def old_stages(colorizer, photos: list[Path], out: Path) -> dict[str, list[float]]:
+    """Each step of the old pipeline, on one thread."""
+    timed = _Timer()
+    for path in photos:
+        rgb = timed("decode (float)", decode_rgb, path)
+        L = timed("sRGB -> Lab", rgb_to_lab, rgb)[..., 0]
+        ab = timed("resize, predict", lambda x: predict_ab(colorizer, resize_l(x[None], SIZE)), L)
+        full = timed("upsample ab", upsample_ab, ab, L.shape)[0]
+        rgb = timed("Lab -> sRGB", lab_to_rgb, np.concatenate([L[..., None], full], axis=-1))
+        rgb8 = timed("to uint8", to_uint8, rgb)
+        timed("PNG level 6", Image.fromarray(rgb8).save, out / f"{path.stem}.png", "PNG")
+    return timed.times
+
+
+def print_stages(title: str, times: dict[str, list[float]], mp: list[float]) -> None:
+    total = sum(sum(ts) for name, ts in times.items() if name != "encode jpeg")
+    print(f"\n{title}, one thread, one step after another\n")
+    print(f"| {'stage':<16} | {'s per MP':>8} | {'s per photo':>11} | {'share':>6} |")
+    print(f"|{'-' * 18}|{'-' * 9}:|{'-' * 12}:|{'-' * 7}:|")
+    for name, ts in times.items():
+        share = "-" if name == "encode jpeg" else f"{sum(ts) / total:.0%}"
+        print(f"| {name:<16} | {sum(ts) / sum(mp):>8.3f} | {sum(ts) / len(ts):>11.3f} | "
+              f"{share:>6} |")
+    print(f"| {'all (png)':<16} | {total / sum(mp):>8.3f} | {total / len(mp):>11.3f} | "
+          f"{'100%':>6} |")
 
 
 def main() -> None:
@@ -168,6 +204,7 @@ def main() -> None:
 
         arms = {"old (png, level 6)": lambda o: old_pipeline(colorizer, photos, o),
                 "new png": lambda o: new_pipeline(colorizer, photos, o, "png"),
+                "new png, 1 worker": lambda o: new_pipeline(colorizer, photos, o, "png", 1),
                 "new jpeg": lambda o: new_pipeline(colorizer, photos, o, "jpeg")}
         rates: dict[str, list[float]] = {name: [] for name in arms}
         for r in range(args.rounds):
@@ -176,7 +213,10 @@ def main() -> None:
                 arm(root / f"out{i}-{r}")
                 rates[name].append(len(photos) / (time.perf_counter() - start))
         threads = torch.get_num_threads()
-        breakdown = stages(colorizer, photos, root / "stages")
+        torch.set_num_threads(1)
+        (root / "stages-old").mkdir()
+        breakdown = {"new": new_stages(colorizer, photos, root / "stages"),
+                     "old": old_stages(colorizer, photos, root / "stages-old")}
         torch.set_num_threads(threads)
 
         print(f"\n{len(photos)} photos of {', '.join(f'{m:.1f}' for m in mp)} MP; zhang width "
@@ -191,16 +231,8 @@ def main() -> None:
         paired = [n / o for n, o in zip(rates["new png"], rates["old (png, level 6)"])]
         print(f"\nnew png / old per round: min {min(paired):.2f}, median "
               f"{statistics.median(paired):.2f}, max {max(paired):.2f}")
-
-        total = sum(mp)
-        print(f"\nnew pipeline's stages, one thread, one after another ({total:.1f} MP in all)\n")
-        print(f"| {'stage':<14} | {'s per MP':>8} | {'s per photo':>11} | {'share':>6} |")
-        print(f"|{'-' * 16}|{'-' * 9}:|{'-' * 12}:|{'-' * 7}:|")
-        png_total = sum(sum(v) for k, v in breakdown.items() if k != "encode jpeg")
-        for name, ts in breakdown.items():
-            share = f"{sum(ts) / png_total:.0%}" if name != "encode jpeg" else "-"
-            print(f"| {name:<14} | {sum(ts) / total:>8.3f} | {sum(ts) / len(ts):>11.3f} | "
-                  f"{share:>6} |")
+        print_stages("new pipeline's stages", breakdown["new"], mp)
+        print_stages("old pipeline's stages", breakdown["old"], mp)
 
         sizes = {fmt: sum((root / "stages" / f"{p.stem}{FORMATS[fmt].suffix}").stat().st_size
                           for p in photos) / 1e6 for fmt in FORMATS}

@@ -12,17 +12,16 @@ of threads (numpy and Pillow release the GIL), several at a time; the network se
 groups of ``group`` photos per ``predict`` call, and at most three groups are held in memory.
 
 Outputs are 8-bit sRGB, PNG by default (lossless, so the output's L is the input's up to
-rounding, whatever the input format) or JPEG: ``photo.jpg`` becomes ``photo.png`` (or
-``photo.jpg``). A folder is searched recursively for image files (the data loader's suffixes)
-and its structure is kept under the output folder; a file named directly lands at the top of
-it. When two inputs would get the same output name, the later one keeps its extension in the
-name (``photo-tif.png``).
+rounding, whatever the input format; written by :mod:`harness.png`) or JPEG at quality 95 with
+4:4:4 chroma: ``photo.jpg`` becomes ``photo.png`` (or ``photo.jpg``). A folder is searched
+recursively for image files (the data loader's suffixes) and its structure is kept under the
+output folder; a file named directly lands at the top of it. When two inputs would get the
+same output name, the later one keeps its extension in the name (``photo-tif.png``).
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,29 +30,31 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.atomic import write_with
 from harness.color import lab_to_srgb8
 from harness.colorizer import Colorizer
 from harness.data.decode import UnreadableImage, decode_l
 from harness.data.sources import IMAGE_SUFFIXES
 from harness.errors import HarnessError
+from harness.png import save_png
+
+
+def _save_jpeg(rgb8: np.ndarray, path: Path) -> None:
+    """Quality 95 without chroma subsampling (4:4:4): the colour keeps full resolution."""
+    from PIL import Image
+
+    Image.fromarray(rgb8).save(path, format="JPEG", quality=95, subsampling=0)
 
 
 @dataclass(frozen=True)
 class OutputFormat:
-    """How outputs are encoded: file suffix, Pillow format name and its save options."""
+    """How outputs are written: the file suffix and a writer of (H, W, 3) uint8 to a path."""
 
     suffix: str
-    pil_format: str
-    options: dict
+    save: Callable[[np.ndarray, Path], None]
 
 
-# PNG: zlib level 1 with the run-length strategy, which zlib's manual designs for PNG data
-# (almost Huffman-only speed); Pillow's default (level 6) encodes several times slower.
-# JPEG: quality 95 without chroma subsampling (4:4:4), so the colour keeps full resolution.
-FORMATS = {
-    "png": OutputFormat(".png", "PNG", {"compress_level": 1, "compress_type": zlib.Z_RLE}),
-    "jpeg": OutputFormat(".jpg", "JPEG", {"quality": 95, "subsampling": 0}),
-}
+FORMATS = {"png": OutputFormat(".png", save_png), "jpeg": OutputFormat(".jpg", _save_jpeg)}
 
 
 @dataclass
@@ -146,12 +147,7 @@ def recombine(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
 
 def save_rgb8(rgb8: np.ndarray, path: Path, fmt: OutputFormat) -> None:
     """Encode (H, W, 3) uint8 sRGB to ``path`` atomically."""
-    from PIL import Image
-
-    from harness.atomic import write_with
-
-    image = Image.fromarray(rgb8)
-    write_with(path, lambda p: image.save(p, format=fmt.pil_format, **fmt.options))
+    write_with(path, lambda p: fmt.save(rgb8, p))
 
 
 @contextmanager
