@@ -211,7 +211,7 @@ def colorize_files(colorizer: Colorizer, size: int, jobs: Sequence[Job], out: Pa
         for k, jobs_k in enumerate(groups):
             current, reads = reads, ([pool.submit(read, j) for j in groups[k + 1]]
                                      if k + 1 < len(groups) else [])
-            ready = [(j, r) for j, r in zip(jobs_k, (f.result() for f in current)) if r]
+            ready = [(j, r) for j, r in zip(jobs_k, (f.result() for f in current)) if r is not None]
             tick(len(jobs_k) - len(ready))  # unreadable
             ab = predict_ab(colorizer, np.stack([r[1] for _, r in ready])) if ready else []
             for f in writes:  # group k - 1 written before group k is queued: bounded memory
