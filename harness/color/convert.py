@@ -77,7 +77,7 @@ def _f(t: np.ndarray) -> np.ndarray:
 
 
 def _f_inv(f: np.ndarray) -> np.ndarray:
-    return np.where(f > _DELTA, f**3, 3 * _DELTA**2 * (f - _F_OFFSET))
+    return np.where(f > _DELTA, f * f * f, 3 * _DELTA**2 * (f - _F_OFFSET))  # no pow: faster
 
 
 def _linear_rgb_channels(L, a, b, fz_floor: float = -np.inf) -> Iterator[np.ndarray]:
@@ -98,6 +98,74 @@ def rgb_to_lab(rgb) -> np.ndarray:
     lin = _srgb_to_linear(_float32(rgb, "rgb"))
     fx, fy, fz = np.moveaxis(_f(lin @ _XYZN_FROM_RGB.T.astype(np.float32)), -1, 0)
     return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def rgb_to_l(rgb) -> np.ndarray:
+    """The L channel of :func:`rgb_to_lab` alone: sRGB (..., 3) floats -> L (...) float32."""
+    lin = _srgb_to_linear(_float32(rgb, "rgb"))
+    return 116.0 * _f(lin @ _XYZN_FROM_RGB[1].astype(np.float32)) - 16.0
+
+
+# Each 8-bit sRGB level's share of Y (relative luminance), per channel: 3 x 256 float32.
+_Y_OF_SRGB8 = np.ascontiguousarray(
+    (_srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)[:, None]
+     * _XYZN_FROM_RGB[1].astype(np.float32)).T)
+_CHUNK = 1 << 16  # pixels per slice in the 8-bit paths: their temporaries stay in cache
+
+
+def srgb8_to_l(rgb8) -> np.ndarray:
+    """8-bit sRGB (..., 3) uint8 -> L (...) float32: :func:`rgb_to_lab`'s L of ``rgb8 / 255``
+    to float rounding, from per-level tables instead of a float image (no transfer curve)."""
+    rgb8 = np.asarray(rgb8)
+    if rgb8.dtype != np.uint8 or rgb8.shape[-1:] != (3,):
+        raise TypeError(f"rgb8 must be uint8 of shape (..., 3), got {rgb8.dtype} {rgb8.shape}")
+    flat = rgb8.reshape(-1, 3)
+    L = np.empty(len(flat), dtype=np.float32)
+    for s in range(0, len(flat), _CHUNK):
+        px = flat[s : s + _CHUNK]
+        y = np.take(_Y_OF_SRGB8[0], px[:, 0]) + np.take(_Y_OF_SRGB8[1], px[:, 1])
+        y += np.take(_Y_OF_SRGB8[2], px[:, 2])
+        L[s : s + _CHUNK] = 116.0 * _f(y) - 16.0
+    return L.reshape(rgb8.shape[:-1])
+
+
+_L_OF_GREY8 = srgb8_to_l(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
+
+
+def grey8_to_l(grey8) -> np.ndarray:
+    """8-bit grey levels (...) uint8 (R = G = B) -> L (...) float32, as :func:`srgb8_to_l`."""
+    grey8 = np.asarray(grey8)
+    if grey8.dtype != np.uint8:
+        raise TypeError(f"grey8 must be uint8, got {grey8.dtype}")
+    return np.take(_L_OF_GREY8, grey8)
+
+
+# Linear light on a uniform grid of _GRID + 1 points in [0, 1] -> rounded 8-bit sRGB. Between
+# grid points the transfer curve moves at most 255 * 12.92 / (2 * _GRID) < 0.03 of a level.
+_GRID = 1 << 16
+_SRGB8_OF_LINEAR = np.rint(
+    255.0 * _linear_to_srgb(np.arange(_GRID + 1, dtype=np.float64) / _GRID)).astype(np.uint8)
+
+
+def lab_to_srgb8(L, a, b) -> np.ndarray:
+    """CIE Lab as three (...) arrays -> 8-bit sRGB (..., 3) uint8, computed in float32.
+
+    ``to_uint8(lab_to_rgb(lab))`` to within one level (the transfer curve and the rounding
+    are one table lookup; clipped alike), without materialising a float image.
+    """
+    L, a, b = (np.asarray(x, dtype=np.float32) for x in (L, a, b))
+    if not L.shape == a.shape == b.shape:
+        raise ValueError(f"L, a, b must have one shape, got {L.shape}, {a.shape}, {b.shape}")
+    flat_l, flat_a, flat_b = L.reshape(-1), a.reshape(-1), b.reshape(-1)
+    out = np.empty((len(flat_l), 3), dtype=np.uint8)
+    for s in range(0, len(flat_l), _CHUNK):
+        e = s + _CHUNK
+        for c, lin in enumerate(_linear_rgb_channels(flat_l[s:e], flat_a[s:e], flat_b[s:e], 0.0)):
+            np.multiply(lin, _GRID, out=lin)
+            np.clip(lin, 0.0, _GRID, out=lin)
+            lin += 0.5
+            out[s:e, c] = np.take(_SRGB8_OF_LINEAR, lin.astype(np.intp))
+    return out.reshape(*L.shape, 3)
 
 
 def lab_to_rgb(lab, clip: bool = True) -> np.ndarray:

@@ -1,20 +1,39 @@
-"""Decode any image file into float sRGB, applying EXIF orientation and every PIL mode."""
+"""Decode any image file to float sRGB or its CIE L, with EXIF orientation and every PIL mode."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from harness.color import grey8_to_l, rgb_to_l, srgb8_to_l
 
 
 class UnreadableImage(Exception):
     """The file is not an image we can decode; the message says why."""
 
 
+def _high_depth(img: Image.Image) -> bool:
+    return img.mode.startswith("I") or img.mode == "F"
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """An 8-bit mode other than I/F -> "L" or "RGB"; transparency is composited over white."""
+    if img.mode in ("P", "L", "RGB") and "transparency" in img.info:  # tRNS colour key too
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img if img.mode == "L" else img.convert("RGB")
+
+
 def _to_float_rgb(img: Image.Image) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1] from any PIL mode; transparency is composited over white."""
-    if img.mode.startswith("I") or img.mode == "F":
+    if _high_depth(img):
         arr = np.asarray(img, dtype=np.float32)
         if img.mode.startswith("I;16"):
             top = 65535.0
@@ -24,14 +43,16 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
             top = 65535.0 if arr.max(initial=0) > 255 else 255.0
         grey = np.clip(arr / top, 0.0, 1.0)
         return np.repeat(grey[..., None], 3, axis=2)
-    if img.mode in ("P", "L", "RGB") and "transparency" in img.info:  # tRNS colour key too
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32)
+    arr = np.asarray(_to_8bit(img).convert("RGB"), dtype=np.float32)
     return arr / 255.0
+
+
+def _to_l(img: Image.Image) -> np.ndarray:
+    """(H, W) float32 CIE L: ``rgb_to_lab(_to_float_rgb(img))[..., 0]`` to float rounding."""
+    if _high_depth(img):
+        return rgb_to_l(_to_float_rgb(img))
+    img = _to_8bit(img)
+    return grey8_to_l(np.asarray(img)) if img.mode == "L" else srgb8_to_l(np.asarray(img))
 
 
 def _resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -58,18 +79,16 @@ def load_rgb(path: Path, size: int) -> np.ndarray:
     return _resize_square(rgb, size)
 
 
-def decode_rgb(path: Path) -> np.ndarray:
-    """Decode ``path`` at full resolution to (H, W, 3) float32 sRGB, or raise UnreadableImage.
-
-    Values in [0, 1], EXIF orientation applied, every PIL mode converted (see `_to_float_rgb`).
-    """
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``path`` decoded (EXIF orientation applied); decoding errors become UnreadableImage."""
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("empty file (0 bytes)")
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
             img.load()
-            rgb = _to_float_rgb(img)
+            yield img
     except UnreadableImage:
         raise
     except UnidentifiedImageError:
@@ -78,4 +97,22 @@ def decode_rgb(path: Path) -> np.ndarray:
         raise UnreadableImage(f"too large: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise UnreadableImage(f"cannot decode: {exc}") from None
-    return rgb
+
+
+def decode_rgb(path: Path) -> np.ndarray:
+    """Decode ``path`` at full resolution to (H, W, 3) float32 sRGB, or raise UnreadableImage.
+
+    Values in [0, 1], EXIF orientation applied, every PIL mode converted (see `_to_float_rgb`).
+    """
+    with _opened(path) as img:
+        return _to_float_rgb(img)
+
+
+def decode_l(path: Path) -> np.ndarray:
+    """Decode ``path`` at full resolution to its (H, W) float32 CIE L, or raise UnreadableImage.
+
+    ``rgb_to_lab(decode_rgb(path))[..., 0]`` to float rounding, without a float RGB image:
+    8-bit images go through per-level tables.
+    """
+    with _opened(path) as img:
+        return _to_l(img)

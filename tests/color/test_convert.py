@@ -12,11 +12,15 @@ from harness.color import (
     denormalize_ab,
     denormalize_l,
     gray_to_rgb,
+    grey8_to_l,
     in_srgb_gamut,
     lab_to_rgb,
+    lab_to_srgb8,
     normalize_ab,
     normalize_l,
+    rgb_to_l,
     rgb_to_lab,
+    srgb8_to_l,
     to_uint8,
 )
 
@@ -108,3 +112,34 @@ def test_numpy_modules_do_not_import_torch_or_tensorflow():
         "assert not {'torch', 'tensorflow'} & set(sys.modules), 'framework imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(harness.__file__).parents[1])
+
+
+def test_l_only_paths_equal_rgb_to_labs_l_channel():
+    rgb8 = np.concatenate([RNG.integers(0, 256, (70_000, 3), dtype=np.uint8),  # > one chunk
+                           np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1),
+                           np.rint(EDGE_RGB * 255).astype(np.uint8)])
+    reference = rgb_to_lab(rgb8.astype(np.float32) / 255.0)[..., 0]
+    np.testing.assert_allclose(srgb8_to_l(rgb8), reference, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(rgb_to_l(rgb8 / 255.0), reference, rtol=0, atol=1e-4)
+    image = rgb8[:70_000].reshape(350, 200, 3)  # shapes are kept
+    assert srgb8_to_l(image).shape == (350, 200) and srgb8_to_l(image).dtype == np.float32
+    grey = RNG.integers(0, 256, (30, 20), dtype=np.uint8)
+    np.testing.assert_allclose(grey8_to_l(grey), srgb8_to_l(np.stack([grey] * 3, axis=-1)),
+                               rtol=0, atol=0)
+    with pytest.raises(TypeError, match="uint8"):
+        srgb8_to_l(rgb8 / 255.0)
+
+
+def test_lab_to_srgb8_is_to_uint8_of_lab_to_rgb_within_one_level():
+    n = 100_000  # in and far out of gamut, very dark yellows (f_z floored) included
+    lab = np.stack([RNG.uniform(0, 100, n), RNG.normal(0, 50, n), RNG.normal(0, 50, n)], -1)
+    lab = np.concatenate([lab, [[0, 0, 0], [100, 0, 0], [2, 0, 90], [50, 300, -300]]])
+    lab = lab.astype(np.float32).reshape(-1, 4, 3)
+    reference = to_uint8(lab_to_rgb(lab)).astype(int)
+    fast = lab_to_srgb8(lab[..., 0], lab[..., 1], lab[..., 2])
+    assert fast.shape == lab.shape and fast.dtype == np.uint8
+    diff = np.abs(fast - reference)
+    assert diff.max() <= 1
+    assert (diff > 0).mean() < 0.01  # only values within a hair of a rounding boundary
+    with pytest.raises(ValueError, match="one shape"):
+        lab_to_srgb8(lab[..., 0], lab[..., 1], lab[:1, ..., 2])

@@ -1,4 +1,4 @@
-"""load_rgb: every PIL mode, transparency over white, EXIF orientation, broken files."""
+"""load_rgb, decode_l: every PIL mode, transparency over white, EXIF orientation, broken files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import harness.data.decode as decode
-from harness.data.decode import UnreadableImage, load_rgb
+from harness.color import rgb_to_lab
+from harness.data.decode import UnreadableImage, decode_l, decode_rgb, load_rgb
 
 RED, GREEN, BLUE, YELLOW, WHITE = (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 1, 1)
 
@@ -219,3 +220,39 @@ def test_tiny_image_is_unreadable(tmp_path):
     Image.new("RGB", (5, 30), (255, 0, 0)).save(path)
     with pytest.raises(UnreadableImage, match="too small"):
         load_rgb(path, 16)
+
+
+def _mode_files(tmp_path, helpers) -> list:
+    """One small file per decoding path: 8-bit colour and grey, alpha, palette, CMYK, 16 bits."""
+    colour = helpers.colourful(40, 48, seed=3)
+    rgba = np.dstack([colour, np.tile(np.linspace(0, 255, 48, dtype=np.uint8), (40, 1))])
+    images = {"rgb.jpg": Image.fromarray(colour),
+              "grey.png": Image.fromarray(colour).convert("L"),
+              "rgba.png": Image.fromarray(rgba, "RGBA"),
+              "la.png": Image.fromarray(rgba).convert("LA"),
+              "p.png": Image.fromarray(colour).convert("P"),
+              "cmyk.jpg": Image.fromarray(colour).convert("CMYK"),
+              "grey16.png": Image.fromarray(colour[..., 0].astype(np.uint16) * 257)}
+    paths = []
+    for name, img in images.items():
+        img.save(tmp_path / name)
+        paths.append(tmp_path / name)
+    paths.append(helpers.write_png_raw(tmp_path / "rgb16.png", colour.astype(np.uint16) * 250,
+                                       colour_type=2))
+    paths.append(helpers.with_exif_orientation(Image.fromarray(colour), tmp_path / "exif.jpg", 6))
+    return paths
+
+
+def test_decode_l_is_the_l_of_decode_rgb_in_every_mode(tmp_path, helpers):
+    for path in _mode_files(tmp_path, helpers):
+        reference = rgb_to_lab(decode_rgb(path))[..., 0]
+        L = decode_l(path)
+        assert L.dtype == np.float32 and L.shape == reference.shape, path.name
+        np.testing.assert_allclose(L, reference, rtol=0, atol=1e-4, err_msg=path.name)
+
+
+def test_decode_l_raises_like_decode_rgb(tmp_path):
+    path = tmp_path / "text.png"
+    path.write_bytes(b"this is a text file, not a picture\n")
+    with pytest.raises(UnreadableImage, match="not a recognised image"):
+        decode_l(path)

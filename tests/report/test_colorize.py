@@ -7,14 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from harness.cli import main
-from harness.color import rgb_to_lab
-from harness.colorize import find_inputs
+from harness.color import lab_to_rgb, rgb_to_lab, to_uint8
+from harness.colorize import colorize_files, find_inputs, upsample_ab
+from harness.colorizer import Colorizer
 from harness.config import load_config
+from harness.data.decode import decode_rgb
 from harness.errors import ExitCode
 from harness.plugins import get_plugin_manager
+from harness.resize import resize_l
 from harness.run import execute
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +103,68 @@ def test_unknown_model_names_the_available_ones(smoke_run, photos, tmp_path):
                                        str(photos), "--out", str(tmp_path / "o")])
     assert result.exit_code == ExitCode.USAGE
     assert "models there: gray, mean-prior" in result.output and "Traceback" not in result.output
+
+
+class _Swirl(Colorizer):
+    """ab that vary with L and position, so the upsampling and recombination are exercised."""
+
+    name = "swirl"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def fit(self, train, val, budget, ctx) -> None:
+        pass
+
+    def predict(self, L: np.ndarray) -> np.ndarray:
+        self.batches.append(len(L))
+        x = np.linspace(-1, 1, L.shape[-1], dtype=np.float32)
+        return np.stack([(L - 50) * 0.8 + 30 * x, 60 * np.sin(L / 9) - 20 * x[:, None]], -1)
+
+
+def _reference(colorizer: Colorizer, path: Path, size: int) -> np.ndarray:
+    """The protocol in full: the full Lab of the photo, its L resized, ab upsampled, lab_to_rgb."""
+    L = rgb_to_lab(decode_rgb(path))[..., 0]
+    ab = upsample_ab(colorizer.predict(resize_l(L[None], size)), L.shape)[0]
+    return to_uint8(lab_to_rgb(np.concatenate([L[..., None], ab], axis=-1)))
+
+
+def test_output_is_the_full_lab_recombination_to_rounding(photos, tmp_path):
+    jobs = find_inputs([photos])
+    colorizer = _Swirl()
+    colorize_files(colorizer, 16, jobs, tmp_path / "out", workers=2, group=2)
+    assert [j.error for j in jobs if j.error] == ["not a recognised image format"]
+    assert colorizer.batches == [1, 2, 1]  # groups of two; the broken one is in the first
+    for job in jobs:
+        if not job.error:
+            with Image.open(tmp_path / "out" / job.target) as img:
+                out = np.asarray(img.convert("RGB"), dtype=int)
+            diff = np.abs(out - _reference(colorizer, job.source, 16))
+            assert diff.max() <= 1, job.source  # to rounding, in 8-bit sRGB
+
+
+def test_jpeg_format_writes_444_jpegs_in_the_same_structure(smoke_run, photos, tmp_path):
+    out = tmp_path / "jpegs"
+    result = CliRunner().invoke(main, ["colorize", "--run", str(smoke_run), "--model",
+                                       "mean-prior", str(photos), "--out", str(out),
+                                       "--format", "jpeg"])
+    assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["beach.jpg", "holiday/day2/scan.jpg", "holiday/old.jpg",
+                       "holiday/sunset.jpg"]
+    for name in written:
+        with Image.open(out / name) as img:
+            assert img.format == "JPEG" and img.mode == "RGB"
+            assert JpegImagePlugin.get_sampling(img) == 0, name  # 4:4:4, no chroma subsampling
+
+
+def test_an_out_that_would_overwrite_an_input_is_refused(smoke_run, photos):
+    source = photos / "holiday" / "sunset.jpg"
+    before = source.read_bytes()
+    result = CliRunner().invoke(main, ["colorize", "--run", str(smoke_run), "--model", "gray",
+                                       str(source), "--out", str(source.parent),
+                                       "--format", "jpeg"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "would overwrite an input" in result.output and "Traceback" not in result.output
+    assert source.read_bytes() == before
