@@ -16,6 +16,7 @@ their last checkpoint.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import time
@@ -251,6 +252,10 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
             continue
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run_dir,
                                           device, resume=resume and bool(previous))
+        # A fitted model (Keras's above all) lingers in reference cycles; left to the cyclic
+        # collector, the last one is freed by a full collection in the middle of the report,
+        # which then took several times what `harness report` takes.
+        gc.collect()
     rows = {m.label: load_rows(run_dir / "models" / m.label) for m in models
             if statuses[m.label]["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
