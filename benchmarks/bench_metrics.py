@@ -1,14 +1,28 @@
 """Throughput of the metric suite on synthetic colorizations: seconds per 100 images per metric.
 
-    python benchmarks/bench_metrics.py [--images 500] [--size 256] [--batch 50] [--no-lpips]
+    python benchmarks/bench_metrics.py [--images 132] [--size 128] [--batch 50] [--no-lpips]
+                                       [--shared-rounds 3] [--lpips-sweep]
 
-Scores synthetic 256x256 test images (smooth random colour fields; predictions are desaturated,
-shifted and noisy versions) in engine-sized batches with every metric: the histogram, AuC and
-LPIPS plugins, plus the basic ones (PSNR, SSIM, colorfulness, dCF) when
-``harness/metrics/basic.py`` exists. Work shared between metrics through the batch's lazy
-caches (sRGB conversion, nearest-bin lookup) is timed once on its own line, so each metric's
-figure is its own cost. Dataset-level metrics also report one aggregate over all images and
-1000 bootstrap aggregates (rows resampled with replacement, as the engine does).
+Scores synthetic test images (smooth random colour fields; predictions are desaturated,
+shifted and noisy versions; the defaults are all.yaml's test set, 132 images at 128 px) in
+engine-sized batches with every metric: the histogram, AuC and LPIPS plugins, plus the basic
+ones (PSNR, SSIM, colorfulness, dCF) when ``harness/metrics/basic.py`` exists. Work shared
+between metrics through the batch's lazy caches (sRGB conversion, nearest-bin lookup) is timed
+once on its own line, so each metric's figure is its own cost; the table is for the first model
+of a run, which computes the ground truth's share too. Dataset-level metrics also report one
+aggregate over all images and 1000 bootstrap aggregates (rows resampled with replacement, as
+the engine does).
+
+Then, unless ``--shared-rounds 0``: seconds to score one model with ``compute_rows``, the
+ground truth's work (sRGB, bins, histograms, LPIPS features) redone for every model as before
+the run-wide store ("per model") against shared by all models of a run ("shared": the first
+model computes it, each later one reads it), interleaved in rounds in one process, with the
+ratio for a run of 8 models.
+
+``--lpips-sweep``: LPIPS forward passes (the prediction's features and the distance) at batch
+sizes 4, 8, 16, 32 and all images, on 1 and 2 torch threads, interleaved; times as ratios to
+the configured batch size at the process's thread count. OpenMP's wait policy is fixed when a
+process starts: run it once as it is and once with ``OMP_WAIT_POLICY=PASSIVE``.
 """
 
 from __future__ import annotations
@@ -33,7 +47,9 @@ from harness.metrics import (  # noqa: E402
     auc,
     histogram,
 )
+from harness.metrics.engine import compute_rows  # noqa: E402
 from harness.metrics.histogram import bin_index  # noqa: E402
+from harness.metrics.truth import TruthStore  # noqa: E402
 
 
 def smooth_fields(rng, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,12 +88,14 @@ def suite(with_lpips: bool) -> tuple[list, str]:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=500)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--images", type=int, default=132)
+    ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-lpips", action="store_true")
+    ap.add_argument("--shared-rounds", type=int, default=3)
+    ap.add_argument("--lpips-sweep", action="store_true")
     args = ap.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -165,6 +183,89 @@ def main(argv=None) -> None:
     print(f"{'whole suite (compute only)':<34}{'':<9}{total * per100:>12.3f}")
     for name, s in setup.items():
         print(f"one-off, not in the figures above: {name} {s:.2f} s")
+    if args.shared_rounds > 0:
+        shared_against_per_model(rng, context, metrics, args)
+    if args.lpips_sweep and not args.no_lpips:
+        lpips_sweep(rng, args)
+
+
+def _spread(times) -> str:
+    return f"{min(times):8.2f}{np.median(times):8.2f}{max(times):8.2f}"
+
+
+def shared_against_per_model(rng, context: ScoringContext, metrics, args, models: int = 8):
+    """Seconds per model of `compute_rows`, the ground truth's work per model vs per run."""
+    L, ab_true = smooth_fields(rng, args.images, args.size)
+    preds = [predictions(rng, ab_true) for _ in range(2 * args.shared_rounds + 1)]
+
+    def score(ctx, ab_pred) -> float:
+        t = time.perf_counter()
+        compute_rows(metrics, L, ab_pred, ab_true, ctx, batch_size=args.batch)
+        return time.perf_counter() - t
+
+    def fresh(budget):
+        return ScoringContext(bins=context.bins, prior=context.prior, device=context.device,
+                              cache=context.cache, truth=TruthStore(budget=budget))
+
+    per_model = fresh(0)  # a store that holds nothing: every model recomputes the truth's part
+    shared = fresh(TruthStore().budget)
+    first = score(shared, preds[0])
+    old, new = [], []
+    for r in range(args.shared_rounds):  # interleaved: per model, shared, per model, ...
+        old.append(score(per_model, preds[1 + 2 * r]))
+        new.append(score(shared, preds[2 + 2 * r]))
+    run_old = models * np.median(old)
+    run_new = first + (models - 1) * np.median(new)
+    print(f"\nscoring one model, {args.images} images of {args.size} px, all metrics "
+          f"({args.shared_rounds} interleaved rounds)")
+    print(f"{'':<44}{'min':>8}{'median':>8}{'max':>8}")
+    print(f"{'truth recomputed for every model (s)':<44}{_spread(old)}")
+    print(f"{'truth shared, a later model (s)':<44}{_spread(new)}")
+    print(f"{'truth shared, the first model (s)':<44}{first:8.2f}")
+    print(f"per-model / shared, a later model: {np.median(old) / np.median(new):.2f}x; "
+          f"a run of {models} models: {run_old:.1f} s -> {run_new:.1f} s "
+          f"({run_old / run_new:.2f}x)")
+    print(f"ground-truth store: {shared.truth.nbytes / 1e6:.0f} MB in RAM "
+          f"({shared.truth.nbytes / 1e6 / args.images:.2f} MB per image), "
+          f"{shared.truth.spilled_bytes / 1e6:.0f} MB on disk")
+
+
+def lpips_sweep(rng, args, rounds: int = 3, images: int = 32):
+    """Interleaved LPIPS timings over batch sizes and torch thread counts."""
+    import torch
+
+    from harness.metrics import lpips
+    from harness.metrics import lpips_weights as W
+
+    L, ab_true = smooth_fields(rng, images, args.size)
+    batch = ImageBatch(L, predictions(rng, ab_true), ab_true)
+    pred, truth = batch.rgb_pred, batch.rgb_true
+    default_threads = torch.get_num_threads()
+    configured = lpips.BATCH_SIZE["cpu"]
+    sizes = sorted({4, 8, 16, 32, images})
+    print(f"\nLPIPS on {images} images of {args.size} px, the prediction's side (features + "
+          f"distance to stored truth features), {rounds} interleaved rounds; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for net in lpips.NETS:
+        model = W.load_lpips(net)
+        feats = W.lpips_features(model, truth, batch_size=configured)
+        grid = [(threads, size) for threads in (1, 2) for size in sizes]
+        times = {key: [] for key in grid}
+        for _ in range(rounds):
+            for threads, size in grid:
+                torch.set_num_threads(threads)
+                t = time.perf_counter()
+                W.lpips_to_features(model, pred, feats, batch_size=size)
+                times[threads, size].append(time.perf_counter() - t)
+        torch.set_num_threads(default_threads)
+        base = np.median(times[default_threads, configured])
+        print(f"{net}: s per 100 images (min median max) and median / ({default_threads} "
+              f"threads, batch {configured})")
+        for (threads, size), ts in times.items():
+            per100 = [t * 100 / images for t in ts]
+            print(f"  threads {threads}  batch {size:>3}  {_spread(per100)}"
+                  f"  {np.median(ts) / base:6.2f}")
 
 
 if __name__ == "__main__":

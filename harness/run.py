@@ -19,6 +19,7 @@ their last checkpoint.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import time
@@ -38,6 +39,7 @@ from harness.environment import environment, resolve_device
 from harness.errors import ConfigError, ExitCode, TrainingDiverged
 from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
+from harness.metrics.truth import TruthStore
 from harness.plugins import Registry
 from harness.progress import Laps, LossLog, Progress
 from harness.report.build import report_after_run
@@ -114,12 +116,15 @@ def _status(model_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _scoring_context(splits: Splits, device: str) -> ScoringContext:
+def _scoring_context(splits: Splits, device: str, run_dir: Path) -> ScoringContext:
+    """The context every model is scored with; ground truth beyond its RAM budget spills into
+    a hidden folder of the run directory, deleted when scoring is over."""
     bins = zhang313()
     acc = PriorAccumulator(bins)
     for _, ab, _ in splits.train_full.iter_batches(16):
         acc.add(ab)
-    return ScoringContext(bins=bins, prior=acc.prior(), device=device)
+    return ScoringContext(bins=bins, prior=acc.prior(), device=device,
+                          truth=TruthStore(spill_dir=run_dir))
 
 
 def colorize(model: Colorizer, L_eval: np.ndarray, size: int, batch_size: int = 16) -> np.ndarray:
@@ -249,7 +254,7 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     write_with(run_dir / "test_lab.npy",
                lambda p: np.save(p, np.concatenate([L[..., None], ab_true], axis=-1)))
     log.info("data: %(used)d images used of %(found)d found", splits.report)
-    context = _scoring_context(splits, device)
+    context = _scoring_context(splits, device, run_dir)
     laps.lap("data")
 
     statuses = {}
@@ -262,12 +267,17 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
             continue
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run_dir,
                                           device, resume=resume and bool(previous))
+        # A fitted model (Keras's above all) lingers in reference cycles; left to the cyclic
+        # collector, the last one is freed by a full collection in the middle of the report,
+        # which then took several times what `harness report` takes.
+        gc.collect()
         laps.model(model.label, statuses[model.label])
     rows = {m.label: load_rows(run_dir / "models" / m.label) for m in models
             if statuses[m.label]["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
     if descriptive:
         rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, context)
+    context.truth.close()
     write_tables(run_dir, cfg, metrics, rows, statuses, splits)
     votes = load_votes(run_dir)
     if votes:  # a resumed run keeps the human-study results imported into it

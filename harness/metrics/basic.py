@@ -56,8 +56,9 @@ def colorfulness(batch: ImageBatch) -> np.ndarray:
 
 
 def colorfulness_pairs(batch: ImageBatch) -> np.ndarray:
-    """(N, 2) per-image colorfulness of prediction and ground truth."""
-    return np.stack([colorfulness_rgb(batch.rgb_pred), colorfulness_rgb(batch.rgb_true)], axis=1)
+    """(N, 2) per-image colorfulness of prediction and ground truth (the latter once per run)."""
+    truth = batch.from_truth("colorfulness", lambda: colorfulness_rgb(batch.rgb_true))
+    return np.stack([colorfulness_rgb(batch.rgb_pred), truth], axis=1)
 
 
 def delta_colorfulness(pairs: np.ndarray) -> float:

@@ -28,8 +28,9 @@ from scipy.spatial.distance import cdist, jensenshannon
 from harness.color import ABBins, zhang313
 from harness.hookspecs import hookimpl
 from harness.metrics import ImageBatch, Metric
+from harness.metrics.truth import digest
 
-_BIN_INDEX_KEY = "histogram.bin-index"  # context.cache entry shared with harness.metrics.auc
+_BIN_INDEX_KEY = "histogram.bin-index"  # context.cache entry: the current batch's prediction
 
 # Bin set of the statistics last computed with Q bins. `aggregate` receives only the (N, 2, Q)
 # rows, so the EMD looks its support up here: the engine computes all batches of a run, then
@@ -37,11 +38,18 @@ _BIN_INDEX_KEY = "histogram.bin-index"  # context.cache entry shared with harnes
 _BINS_BY_Q: dict[int, ABBins] = {}
 
 
+def bins_name(bins: ABBins) -> str:
+    """A name for ``bins`` in the ground-truth store: its name and a digest of its centres."""
+    return f"{bins.name}:{digest(bins.centres)[:16]}"
+
+
 def bin_index(batch: ImageBatch, which: str) -> np.ndarray:
     """Nearest-bin index (N, H, W) of ``batch.ab_pred`` (which="pred") or ``ab_true``.
 
-    Cached in ``batch.context.cache`` for the current batch only (held by a weak reference), so
-    the three histogram metrics and the rebalanced AuC query the bins once per batch.
+    The ground truth's is computed once per context (shared by every model); the
+    prediction's is cached in ``batch.context.cache`` for the current batch only (held by a
+    weak reference), so the three histogram metrics and the rebalanced AuC query the bins once
+    per batch.
 
     >>> ab = np.array([[[[-90.0, 51.0], [-89.0, 62.0]]]])
     >>> batch = ImageBatch(np.full((1, 1, 2), 50.0), ab, ab)
@@ -49,14 +57,14 @@ def bin_index(batch: ImageBatch, which: str) -> np.ndarray:
     array([[[0, 1]]])
     """
     bins = batch.context.bins if batch.context.bins is not None else zhang313()
+    if which == "true":
+        return batch.from_truth(f"bin-index:{bins_name(bins)}",
+                                lambda: bins.nearest(batch.ab_true))
     entry = batch.context.cache.get(_BIN_INDEX_KEY)
     if entry is None or entry[0]() is not batch or entry[1] is not bins:
-        entry = (weakref.ref(batch), bins, {})
+        entry = (weakref.ref(batch), bins, bins.nearest(batch.ab_pred))
         batch.context.cache[_BIN_INDEX_KEY] = entry
-    found = entry[2]
-    if which not in found:
-        found[which] = bins.nearest(batch.ab_pred if which == "pred" else batch.ab_true)
-    return found[which]
+    return entry[2]
 
 
 def image_histograms(index: np.ndarray, q: int) -> np.ndarray:
@@ -185,9 +193,9 @@ def histogram_stats(batch: ImageBatch) -> np.ndarray:
     """
     bins = batch.context.bins if batch.context.bins is not None else zhang313()
     _BINS_BY_Q[bins.q] = bins
-    return np.stack(
-        [image_histograms(bin_index(batch, w), bins.q) for w in ("pred", "true")], axis=1
-    )
+    true = batch.from_truth(f"histograms:{bins_name(bins)}",
+                            lambda: image_histograms(bin_index(batch, "true"), bins.q))
+    return np.stack([image_histograms(bin_index(batch, "pred"), bins.q), true], axis=1)
 
 
 def pooled(stats) -> tuple[np.ndarray, np.ndarray]:

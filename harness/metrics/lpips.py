@@ -42,14 +42,16 @@ def lpips_scores(net: str, batch: ImageBatch) -> np.ndarray:
 
     d(x, y) = sum_l mean_hw || w_l * (phi_l(x) - phi_l(y)) ||^2 over the backbone's layers l
     with unit-normalised channels phi_l (Zhang et al. 2018, eq. 1); 0 for identical images.
+    The ground truth's phi_l are computed once per scoring context, for every model.
     """
     model = lpips_model(net, batch.context)
     kind = str(batch.context.device).split(":")[0]
+    size = BATCH_SIZE.get(kind, 16)
     from harness.metrics import lpips_weights
 
-    return lpips_weights.lpips_distance(
-        model, batch.rgb_pred, batch.rgb_true, batch_size=BATCH_SIZE.get(kind, 16)
-    )
+    truth = batch.from_truth(f"lpips-{net}", lambda: lpips_weights.lpips_features(
+        model, batch.rgb_true, batch_size=size))
+    return lpips_weights.lpips_to_features(model, batch.rgb_pred, truth, batch_size=size)
 
 
 _CITATION = (

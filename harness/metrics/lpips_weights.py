@@ -287,29 +287,77 @@ def load_lpips(net: str = "alex", device="cpu"):
         return model
 
 
-def lpips_distance(model, rgb_a, rgb_b, batch_size: int = 32) -> np.ndarray:
-    """LPIPS distances between (N,H,W,3) float RGB arrays in [0,1]; returns (N,) float64."""
-    a, b = np.asarray(rgb_a), np.asarray(rgb_b)
-    if a.shape != b.shape or a.ndim != 4 or a.shape[-1] != 3:
-        raise ValueError(f"expected two (N,H,W,3) arrays of equal shape, got {a.shape}, {b.shape}")
-    for arr in (a, b):
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise TypeError(f"expected float RGB in [0,1], got dtype {arr.dtype}")
-        if arr.size and not (
-            np.isfinite(arr).all() and arr.min() >= -1e-4 and arr.max() <= 1 + 1e-4
-        ):
-            raise ValueError("RGB values must be finite and within [0,1]")
+def _checked_rgb(rgb) -> np.ndarray:
+    arr = np.asarray(rgb)
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"expected an (N,H,W,3) RGB array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"expected float RGB in [0,1], got dtype {arr.dtype}")
+    if arr.size and not (np.isfinite(arr).all() and arr.min() >= -1e-4 and arr.max() <= 1 + 1e-4):
+        raise ValueError("RGB values must be finite and within [0,1]")
+    return arr
+
+
+def _tensor(arr: np.ndarray, dev) -> torch.Tensor:
+    with warnings.catch_warnings():  # the ground-truth store's arrays are read-only: only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr).to(dev)
+
+
+def _layers(model, rgb: np.ndarray) -> list[torch.Tensor]:
+    """Unit-normalised activations of each backbone layer for RGB (n,H,W,3) in [0,1]."""
+    import lpips
+
+    if getattr(model, "spatial", False) or not getattr(model, "lpips", True):
+        raise ValueError("expected an LPIPS model with learned weights and spatial averaging")
+    dev = next(model.parameters()).device
+    x = _tensor(np.ascontiguousarray(rgb, dtype=np.float32), dev)
+    x = x.clamp(0, 1).permute(0, 3, 1, 2).mul(2).sub(1)
+    return [lpips.normalize_tensor(out) for out in model.net(model.scaling_layer(x))]
+
+
+def lpips_features(model, rgb, batch_size: int = 32) -> tuple[np.ndarray, ...]:
+    """What LPIPS compares of an (N,H,W,3) float RGB array in [0,1]: the backbone's activations
+    at each of its layers l, unit-normalised over channels, as (N, C_l, H_l, W_l) float32."""
+    rgb = _checked_rgb(rgb)
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    dev = next(model.parameters()).device
-    out = np.empty(len(a), dtype=np.float64)
-
-    def to_tensor(x: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
-        return t.clamp_(0, 1).permute(0, 3, 1, 2).mul(2).sub(1)
-
+    out: list[np.ndarray] = []
     with torch.inference_mode():
-        for i in range(0, len(a), batch_size):
-            d = model(to_tensor(a[i : i + batch_size]), to_tensor(b[i : i + batch_size]))
+        for i in range(0, max(len(rgb), 1), batch_size):
+            layers = _layers(model, rgb[i : i + batch_size])
+            if not out:
+                out = [np.empty((len(rgb), *t.shape[1:]), np.float32) for t in layers]
+            for o, t in zip(out, layers):
+                o[i : i + len(t)] = t.cpu().numpy()
+    return tuple(out)
+
+
+def lpips_to_features(model, rgb, features, batch_size: int = 32) -> np.ndarray:
+    """LPIPS distances (N,) float64 between (N,H,W,3) RGB in [0,1] and the N images whose
+    `lpips_features` are ``features``:
+    d = sum_l mean_hw sum_c w_lc (phi_l(x) - phi_l(y))^2, lpips v0.1's forward pass."""
+    rgb = _checked_rgb(rgb)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if len(features) != len(model.lins) or any(len(f) != len(rgb) for f in features):
+        raise ValueError(f"expected {len(model.lins)} feature arrays of {len(rgb)} images")
+    dev = next(model.parameters()).device
+    out = np.empty(len(rgb), dtype=np.float64)
+    with torch.inference_mode():
+        for i in range(0, len(rgb), batch_size):
+            d = 0
+            for lin, phi, truth in zip(model.lins, _layers(model, rgb[i : i + batch_size]),
+                                       features):
+                diff = (phi - _tensor(truth[i : i + batch_size], dev)) ** 2
+                d = d + lin(diff).mean([2, 3], keepdim=True)
             out[i : i + batch_size] = d.reshape(-1).double().cpu().numpy()
     return out
+
+
+def lpips_distance(model, rgb_a, rgb_b, batch_size: int = 32) -> np.ndarray:
+    """LPIPS distances between (N,H,W,3) float RGB arrays in [0,1]; returns (N,) float64."""
+    a, b = _checked_rgb(rgb_a), _checked_rgb(rgb_b)
+    if a.shape != b.shape:
+        raise ValueError(f"expected two (N,H,W,3) arrays of equal shape, got {a.shape}, {b.shape}")
+    return lpips_to_features(model, a, lpips_features(model, b, batch_size), batch_size)
