@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from harness import threads
 from harness.atomic import atomic_path
 from harness.colorizer import Budget, Colorizer, FitContext
 from harness.data.adapters import torch_stream_loader
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 CHECKPOINT = "last.pt"
 WEIGHTS = "weights.pt"
+
+threads.configure_torch()  # once, at import: the pool size of harness.threads
 
 
 class TorchTrainOptions(TrainOptions):

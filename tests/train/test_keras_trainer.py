@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from harness import threads
 from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.errors import TrainingDiverged
@@ -246,15 +247,18 @@ def test_configure_is_idempotent_and_quiet():
             "import os, tensorflow as tf, torch; t = tf.config.threading; "
             "torch.optim.Adam([torch.zeros(1, requires_grad=True)]); "  # loads Triton after TF
             "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], t.get_intra_op_parallelism_threads(), "
-            "t.get_inter_op_parallelism_threads(), torch.get_num_threads())")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_CPP_MIN_LOG_LEVEL", keras_env.VERBOSE_VAR, "OMP_NUM_THREADS")}
+            "t.get_inter_op_parallelism_threads(), torch.get_num_threads(), "
+            "os.environ['OMP_WAIT_POLICY'])")  # set before torch started OpenMP
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "TF_CPP_MIN_LOG_LEVEL", keras_env.VERBOSE_VAR, "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, check=True)
     assert done.stderr == ""
     cores = keras_env.available_cores()
     intra, inter = keras_env.thread_counts(cores)
-    assert done.stdout.split() == ["2", str(intra), str(inter), str(cores)]
+    torch_threads = threads.default_torch_threads(cores)
+    assert done.stdout.split() == ["2", str(intra), str(inter), str(torch_threads),
+                                   threads.OMP_WAIT_POLICY]
 
 
 
