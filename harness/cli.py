@@ -60,6 +60,7 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
     if resume_dir is not None and not (resume_dir / "config.yaml").exists():
         raise ConfigError(f"--resume {resume_dir}: not a run directory (no config.yaml)")
     cfg = load_config(config, list(overrides))
+    cfg.threads.apply()  # before the plugins load torch: OpenMP reads its policy once
     registry = get_plugin_manager(cfg.plugins)
     for failure in registry.failures:
         click.echo(f"Warning: plugin {failure.provider.describe()} failed to load: "

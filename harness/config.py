@@ -95,8 +95,28 @@ class ReportConfig(_Strict):
     alpha: float = Field(0.05, gt=0, lt=1)
 
 
+class ThreadsConfig(_Strict):
+    """Intra-op threads per framework and OpenMP's wait policy (see :mod:`harness.threads`).
+
+    None keeps the user's environment (``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY``) or else the
+    measured default. The wait policy counts only when set before torch starts, as
+    ``harness run`` does.
+    """
+
+    torch: int | None = Field(None, ge=1, description="torch intra-op threads")
+    tensorflow: int | None = Field(None, ge=1, description="TensorFlow intra-op threads")
+    omp_wait_policy: Literal["active", "passive"] | None = Field(
+        None, description="passive: idle OpenMP threads sleep instead of spinning")
+
+    def apply(self) -> None:
+        """Make these the process's thread settings (:func:`harness.threads.choose`)."""
+        from harness import threads
+
+        threads.choose(self.torch, self.tensorflow, self.omp_wait_policy)
+
+
 class RunConfig(_Strict):
-    """A whole run: data, models, budget, metrics, extra plugins and report options."""
+    """A whole run: data, models, budget, metrics, extra plugins, report and thread options."""
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     seed: int = 0
@@ -107,6 +127,7 @@ class RunConfig(_Strict):
     metrics: Literal["all"] | list[str] = "all"
     plugins: list[str] = Field(default_factory=list)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
     output_dir: Path = Path("results")
 
     @field_validator("device")

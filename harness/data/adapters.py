@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data.dataset import LabSet
+from harness.data.dataset import LabSet, SampleStream
+
+
+def _torch_sample(labset: LabSet, i: int, epoch: int) -> dict:
+    """Sample ``i`` of ``epoch`` as tensors: ``L`` (1, H, W), ``ab`` (2, H, W), ``label``."""
+    import torch
+
+    L, ab = labset.sample(i, epoch)
+    return {"L": torch.from_numpy(np.ascontiguousarray(L[None])),
+            "ab": torch.from_numpy(np.ascontiguousarray(ab.transpose(2, 0, 1))),
+            "label": int(labset.labels[i])}
 
 
 def torch_loader(labset: LabSet, batch_size: int, shuffle: bool = True, *, epoch: int = 0,
@@ -28,12 +38,7 @@ def torch_loader(labset: LabSet, batch_size: int, shuffle: bool = True, *, epoch
             return len(labset)
 
         def __getitem__(self, i: int):
-            L, ab = labset.sample(i, self.epoch)
-            return {
-                "L": torch.from_numpy(np.ascontiguousarray(L[None])),
-                "ab": torch.from_numpy(np.ascontiguousarray(ab.transpose(2, 0, 1))),
-                "label": int(labset.labels[i]),
-            }
+            return _torch_sample(labset, i, self.epoch)
 
     generator = torch.Generator().manual_seed(labset.seed)
     return torch.utils.data.DataLoader(
@@ -41,6 +46,38 @@ def torch_loader(labset: LabSet, batch_size: int, shuffle: bool = True, *, epoch
         sampler=sampler, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
         generator=generator, persistent_workers=num_workers > 0,
     )
+
+
+def torch_stream_loader(stream: SampleStream, start: int, stop: int | None, *,
+                        num_workers: int = 0, pin_memory: bool = False):
+    """A DataLoader over steps ``start`` to ``stop`` (None: endless) of ``stream``: this rank's
+    full batches in step order, dicts as :func:`torch_loader` yields them."""
+    import itertools
+
+    import torch
+
+    labset = stream.labset
+
+    class _StreamDataset(torch.utils.data.Dataset):
+        def __getitem__(self, item: tuple[int, int]):
+            epoch, i = item
+            return _torch_sample(labset, i, epoch)
+
+    class _Steps:
+        def __iter__(self):
+            steps = itertools.count(start) if stop is None else range(start, stop)
+            return (stream.items(s) for s in steps)
+
+        def __len__(self) -> int:
+            if stop is None:
+                raise TypeError("an endless stream has no length")
+            return max(0, stop - start)
+
+    # Its own generator: a loader draws its workers' base seed when iterated, which would
+    # otherwise advance the global RNG differently in a resumed run.
+    return torch.utils.data.DataLoader(
+        _StreamDataset(), batch_sampler=_Steps(), num_workers=num_workers,
+        pin_memory=pin_memory, generator=torch.Generator().manual_seed(labset.seed))
 
 
 def keras_dataset(labset: LabSet, batch_size: int, shuffle: bool = True, *,

@@ -65,13 +65,6 @@ class LabSet:
         pairs = [self.sample(int(i), epoch) for i in items]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
-    def repeated(self, times: int) -> LabSet:
-        """This set ``times`` over, each copy of an image drawing its own crops: a set smaller
-        than a batch fills the batch with distinct crops instead of leaving it short."""
-        return LabSet(self._lab, np.tile(self.indices, times), self.names * times,
-                      np.tile(self.labels, times), self.class_names, crop=self.crop,
-                      seed=self.seed)
-
     def order(self, epoch: int, shuffle: bool) -> np.ndarray:
         """Sample order of an epoch: a seeded permutation when shuffling."""
         if not shuffle:
@@ -101,11 +94,71 @@ class LabSet:
 
         return torch_loader(self, batch_size, shuffle=shuffle, **kwargs)
 
+    def stream(self, batch_size: int, *, rank: int = 0, world: int = 1) -> SampleStream:
+        """The training batches of this set as a :class:`SampleStream`."""
+        return SampleStream(self, batch_size, rank=rank, world=world)
+
     def keras_dataset(self, batch_size: int, shuffle: bool = True, **kwargs):
         """A ``keras.utils.PyDataset`` over this set (see :mod:`harness.data.adapters`)."""
         from harness.data.adapters import keras_dataset
 
         return keras_dataset(self, batch_size, shuffle=shuffle, **kwargs)
+
+
+class SampleStream:
+    """A set's training samples as one endless seeded sequence, cut into full batches by step.
+
+    Global sample ``k`` is position ``k mod N`` of data epoch ``k div N``'s shuffled order
+    (:meth:`LabSet.order`), cropped as :meth:`LabSet.sample` crops it for that epoch. Step
+    ``s`` (0-based) trains on samples ``[s * B * W, (s + 1) * B * W)`` for batch size ``B`` and
+    ``W`` ranks, rank ``r`` taking the ``r``-th ``B`` of them. So every batch holds ``B``
+    samples whatever ``N`` (a set smaller than a batch spans several epochs, each copy of an
+    image with its own crop), the stream is a pure function of (seed, step), and a resumed
+    run's step ``s`` is the batch an uninterrupted run trains on at ``s``.
+    """
+
+    def __init__(self, labset: LabSet, batch_size: int, *, rank: int = 0, world: int = 1) -> None:
+        if not len(labset):
+            raise ValueError("the training set is empty")
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in a world of {world}")
+        self.labset, self.batch_size, self.rank, self.world = labset, batch_size, rank, world
+        self._orders: dict[int, np.ndarray] = {}
+
+    @property
+    def samples_per_step(self) -> int:
+        """Samples all ranks train on together in one step."""
+        return self.batch_size * self.world
+
+    def steps_for_epochs(self, epochs: int) -> int:
+        """Steps that train on ``epochs`` passes over the set (the last step may run over)."""
+        return math.ceil(epochs * len(self.labset) / self.samples_per_step)
+
+    def epoch_at(self, step: int) -> int:
+        """The data epoch of the first sample of step ``step`` (0-based)."""
+        return step * self.samples_per_step // len(self.labset)
+
+    def locate(self, k: int) -> tuple[int, int]:
+        """``(epoch, image index)`` of global sample ``k``."""
+        epoch, position = divmod(k, len(self.labset))
+        order = self._orders.get(epoch)
+        if order is None:
+            order = self.labset.order(epoch, shuffle=True)
+            self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
+            self._orders[epoch] = order
+        return epoch, int(order[position])
+
+    def items(self, step: int) -> list[tuple[int, int]]:
+        """``(epoch, image index)`` of each sample of this rank's batch at ``step``."""
+        first = step * self.samples_per_step + self.rank * self.batch_size
+        return [self.locate(k) for k in range(first, first + self.batch_size)]
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This rank's batch at ``step``: ``L`` (B, H, W), ``ab`` (B, H, W, 2), labels (B,)."""
+        items = self.items(step)
+        pairs = [self.labset.sample(i, epoch) for epoch, i in items]
+        labels = self.labset.labels[[i for _, i in items]]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), labels
 
 
 def split_groups(groups: Sequence[str], fraction: float, seed: int,

@@ -16,15 +16,11 @@ idempotent, and everything it sets yields to a value the user has already chosen
   TensorFlow's each carry their own LLVM; loaded after TensorFlow, Triton's segfaults the
   process. So anything that imports TensorFlow or Keras should call :func:`configure` first.
 - Threads: the harness trains one model at a time, so torch and TensorFlow never compute
-  together and each gets every available core for intra-op work (splitting the cores between
-  them would leave half idle whenever one runs). What piles up on top is capped: TensorFlow's
-  inter-op pool (by default one thread per core, each launching multi-threaded kernels) is
-  held to 2. Cores are those this process may run on (``os.sched_getaffinity``, which honours
-  taskset and cgroup cpusets; ``os.cpu_count()`` elsewhere). torch keeps ``OMP_NUM_THREADS``
-  when set; TensorFlow keeps thread counts set before this runs. (On a CPU that other busy
-  processes share, torch's OpenMP threads spin at barriers while a sibling waits for a core:
-  there ``OMP_NUM_THREADS=1`` or ``OMP_WAIT_POLICY=PASSIVE``, set before Python starts, can
-  make torch several times faster. TensorFlow's work-stealing pool does not suffer so.)
+  together and each gets its intra-op count from :mod:`harness.threads` (the run config's
+  ``threads``, else measured defaults; every available core unless those say otherwise).
+  What piles up on top is capped: TensorFlow's inter-op pool (by default one thread per
+  core, each launching multi-threaded kernels) is held to 2. torch keeps ``OMP_NUM_THREADS``
+  when set and the config does not say; TensorFlow keeps thread counts set before this runs.
 - Memory: see :func:`generator_dataset_malloc`, which the Keras trainer wraps around a fit.
 """
 
@@ -38,6 +34,8 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 
+from harness import threads
+from harness.threads import available_cores
 from harness.train.allocator import M_MMAP_THRESHOLD, glibc_mallopt, steady_heap
 
 VERBOSE_VAR = "HARNESS_TF_VERBOSE"
@@ -61,16 +59,9 @@ def environment_defaults(environ: Mapping[str, str] = os.environ) -> dict[str, s
     return {k: v for k, v in defaults.items() if k not in environ}
 
 
-def available_cores() -> int:
-    """CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def thread_counts(cores: int) -> tuple[int, int]:
     """``(intra-op, inter-op)`` threads for TensorFlow on ``cores`` CPUs (see module notes)."""
-    return cores, min(INTER_OP_THREADS, cores)
+    return threads.tensorflow_threads(cores), min(INTER_OP_THREADS, cores)
 
 
 def configure() -> None:
@@ -79,7 +70,7 @@ def configure() -> None:
     quiet = "TF_CPP_MIN_LOG_LEVEL" in defaults  # neither verbose nor the user's own level
     os.environ.update(defaults)
     cores = available_cores()
-    _load_torch_first(cores)
+    _load_torch_first()
     if os.environ["KERAS_BACKEND"] != "tensorflow":
         return
     with _captured_stderr() if quiet else contextlib.nullcontext():
@@ -111,16 +102,16 @@ def generator_dataset_malloc() -> Iterator[None]:
         steady_heap()
 
 
-def _load_torch_first(cores: int) -> None:
-    """Import torch (and Triton) before TensorFlow; size torch's pool unless the user did."""
+def _load_torch_first() -> None:
+    """Import torch (and Triton) before TensorFlow; size torch's pool (:mod:`harness.threads`)."""
+    threads.prepare_openmp()
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         return
     if importlib.util.find_spec("triton") is not None:
         importlib.import_module("triton")
-    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() != cores:
-        torch.set_num_threads(cores)
+    threads.configure_torch()
 
 
 def _configure_tf_threads(tf, cores: int) -> None:

@@ -31,7 +31,7 @@ from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train.flops import keras_compute, keras_step_flops
 from harness.train.keras_env import configure, generator_dataset_malloc
-from harness.train.options import TrainOptions, fill_batches
+from harness.train.options import TrainOptions
 
 configure()
 
@@ -39,7 +39,7 @@ import keras  # noqa: E402  (after configure(): backend, log level and threads c
 from keras import layers  # noqa: E402
 
 if TYPE_CHECKING:
-    from harness.data.dataset import LabSet
+    from harness.data.dataset import LabSet, SampleStream
 
 MODEL = "model.keras"
 META = "model.json"
@@ -218,16 +218,17 @@ class Trainer:
     """One ``fit`` of a :class:`KerasColorizer`, with the torch trainer's semantics.
 
     The budget is the first of epochs, steps or minutes (minutes count the time trained
-    before a resume). Step ``s`` trains on batch ``s mod steps_per_epoch`` of data epoch
-    ``s div steps_per_epoch`` of the shared loader, whatever happened before, so a resumed
-    run sees the batches an uninterrupted one would. Seeds Keras from ``ctx.seed``. Every
-    ``checkpoint_every`` steps and at the end, writes ``step-NNNNNNNN.keras`` (weights and
-    optimizer state) then ``last.json`` (step, epoch, seconds, file) to ``ctx.checkpoint_dir``,
-    each atomically, and flushes ``ctx.loss_log``; with ``ctx.resume`` training continues from
-    the checkpoint ``last.json`` names. A NaN or infinite loss raises
-    :class:`~harness.errors.TrainingDiverged` naming the step. Progress, logging and
-    checkpoints run in a Keras callback after each step; Keras's own progress bar is off.
-    The fit's FLOPs and timing end up in ``colorizer.compute`` (:mod:`harness.train.flops`).
+    before a resume). Step ``s`` trains on batch ``s`` of the set's
+    :class:`~harness.data.dataset.SampleStream` (always ``batch_size`` samples), whatever
+    happened before, so a resumed run sees the batches an uninterrupted one would. Seeds
+    Keras from ``ctx.seed``. Every ``checkpoint_every`` steps and at the end, writes
+    ``step-NNNNNNNN.keras`` (weights and optimizer state) then ``last.json`` (step, epoch,
+    seconds, file) to ``ctx.checkpoint_dir``, each atomically, and flushes ``ctx.loss_log``;
+    with ``ctx.resume`` training continues from the checkpoint ``last.json`` names. A NaN or
+    infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step. Progress,
+    logging and checkpoints run in a Keras callback after each step; Keras's own progress bar
+    is off. The fit's FLOPs and timing end up in ``colorizer.compute``
+    (:mod:`harness.train.flops`).
     """
 
     def __init__(self, colorizer: KerasColorizer, train: LabSet, budget: Budget,
@@ -235,10 +236,9 @@ class Trainer:
         if budget.epochs is None and budget.steps is None and budget.minutes is None:
             raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
         self.options = colorizer.options
-        train = fill_batches(train, self.options.batch_size, ctx.log)
         self.colorizer, self.train, self.budget, self.ctx = colorizer, train, budget, ctx
-        self.steps_per_epoch = train.steps_per_epoch(self.options.batch_size)
-        limits = [budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch]
+        self.stream = train.stream(self.options.batch_size)
+        limits = [budget.steps, budget.epochs and self.stream.steps_for_epochs(budget.epochs)]
         self.total_steps = min((n for n in limits if n is not None), default=None)
         self.n_classes = len(train.class_names) if colorizer.uses_labels and train.has_labels \
             else 0
@@ -275,7 +275,7 @@ class Trainer:
         colorizer.class_names = list(self.train.class_names) if self.n_classes else []
 
     def _fit(self) -> None:
-        batches = _Batches(self.train, self.options.batch_size, self.step, self.total_steps,
+        batches = _Batches(self.stream, self.step, self.total_steps,
                            with_labels=self.n_classes > 0, workers=self.options.num_workers)
         desc = self.ctx.model_dir.name
         on_tf = keras.backend.backend() == "tensorflow"  # a PyDataset becomes a generator dataset
@@ -289,7 +289,7 @@ class Trainer:
             # One Keras epoch of the remaining steps; shuffle=False: the order is the loader's.
             self.model.fit(batches, epochs=1, shuffle=False, verbose=0,
                            callbacks=[_StepCallback(self, progress)])
-        images = sum(self.images_at(s) for s in range(first + 1, self.step + 1))
+        images = (self.step - first) * self.stream.samples_per_step
         self.colorizer.compute = keras_compute(self.model, flops, self.step - first, images,
                                                time.monotonic() - start)
 
@@ -299,18 +299,13 @@ class Trainer:
         return (self.total_steps is not None and self.step >= self.total_steps) or \
             (minutes is not None and seconds >= 60 * minutes)
 
-    def images_at(self, step: int) -> int:
-        """Images in the batch of ``step`` (1-based): the last of an epoch may be short."""
-        batch = (step - 1) % self.steps_per_epoch
-        return min(self.options.batch_size, len(self.train) - batch * self.options.batch_size)
-
     def checkpoint(self, seconds: float) -> None:
         """Write the step's checkpoint and ``last.json``, drop older ones, flush the loss log."""
         folder = self.ctx.checkpoint_dir
         name = f"step-{self.step:08d}.keras"
         write_with(folder / name, self.model.save)
         write_json(folder / LAST, {"file": name, "step": self.step,
-                                   "epoch": (self.step - 1) // self.steps_per_epoch,
+                                   "epoch": self.stream.epoch_at(self.step - 1),
                                    "seconds": seconds})
         for old in folder.glob("step-*.keras"):
             if old.name != name:
@@ -349,7 +344,7 @@ class _StepCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
         t, now = self.t, time.monotonic()  # one reading: the row, checkpoint and budget agree
         t.step += 1
-        self.images += t.images_at(t.step)
+        self.images += t.stream.batch_size
         self.loss = float(logs["loss"])
         if not math.isfinite(self.loss):
             t.ctx.loss_log.flush()
@@ -373,7 +368,7 @@ class _StepCallback(keras.callbacks.Callback):
         if self.logged == t.step:
             return
         rate = self.images / max(now - self.last_row, 1e-9)
-        t.ctx.loss_log.append(t.step, (t.step - 1) // t.steps_per_epoch, self.loss, rate,
+        t.ctx.loss_log.append(t.step, t.stream.epoch_at(t.step - 1), self.loss, rate,
                               self._seconds(now))
         self.progress.update(t.step - self.logged, loss=self.loss, img_s=rate)
         self.model.reset_metrics()
@@ -387,33 +382,21 @@ class _StepCallback(keras.callbacks.Callback):
 
 
 class _Batches(keras.utils.PyDataset):
-    """Steps ``start`` to ``stop`` (None: endless) over the shared loader's epochs, in order.
+    """Steps ``start`` to ``stop`` (None: endless) of ``stream``, in order: ``(L (B, H, W, 1),
+    ab)`` batches, or ``(L, {"ab": ab, "label": labels})`` ``with_labels``."""
 
-    Step ``s`` is batch ``s mod steps_per_epoch`` of epoch ``s div steps_per_epoch`` of
-    ``train.keras_dataset``; the datasets of the epochs in reach are kept.
-    """
-
-    def __init__(self, train: LabSet, batch_size: int, start: int, stop: int | None, *,
+    def __init__(self, stream: SampleStream, start: int, stop: int | None, *,
                  with_labels: bool, workers: int) -> None:
         super().__init__(workers=max(1, workers))
-        self.train, self.batch_size, self.with_labels = train, batch_size, with_labels
-        self.start, self.stop = start, stop
-        self.steps_per_epoch = train.steps_per_epoch(batch_size)
-        self._epochs: dict[int, keras.utils.PyDataset] = {}
+        self.stream, self.start, self.stop, self.with_labels = stream, start, stop, with_labels
 
     @property
     def num_batches(self) -> int | None:
         return None if self.stop is None else self.stop - self.start
 
     def __getitem__(self, index: int):
-        epoch, batch = divmod(self.start + index, self.steps_per_epoch)
-        dataset = self._epochs.get(epoch)
-        if dataset is None:
-            dataset = self.train.keras_dataset(self.batch_size, shuffle=True, epoch=epoch,
-                                               with_labels=self.with_labels)
-            self._epochs = {e: d for e, d in self._epochs.items() if e >= epoch - 1}
-            self._epochs[epoch] = dataset
-        return dataset[batch]
+        L, ab, labels = self.stream.batch(self.start + index)
+        return L[..., None], ({"ab": ab, "label": labels} if self.with_labels else ab)
 
 
 def _for_inference(model: keras.Model) -> keras.Model:

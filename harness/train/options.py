@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from harness.colorizer import PluginOptions
-
-if TYPE_CHECKING:
-    from harness.data.dataset import LabSet
 
 
 class TrainOptions(PluginOptions):
@@ -47,12 +42,3 @@ class TrainOptions(PluginOptions):
             raise ValueError("lr_milestones must be increasing")
         return self
 
-
-def fill_batches(train: LabSet, batch_size: int, log: logging.Logger) -> LabSet:
-    """``train``, repeated (with fresh crops) when it holds fewer images than one batch."""
-    if not 0 < len(train) < batch_size:
-        return train
-    times = math.ceil(batch_size / len(train))
-    log.info("%d training image(s) against batch_size %d: each epoch draws %d crops of each",
-             len(train), batch_size, times)
-    return train.repeated(times)

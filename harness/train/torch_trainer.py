@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -23,22 +22,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 
+from harness import threads
 from harness.atomic import atomic_path
 from harness.colorizer import Budget, Colorizer, FitContext
+from harness.data.adapters import torch_stream_loader
 from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train import distributed
 from harness.train.allocator import steady_heap
 from harness.train.flops import TorchStepMeter
-from harness.train.options import TrainOptions, fill_batches
+from harness.train.options import TrainOptions
 
 if TYPE_CHECKING:
     from harness.data.dataset import LabSet
 
 CHECKPOINT = "last.pt"
 WEIGHTS = "weights.pt"
+
+threads.configure_torch()  # once, at import: the pool size of harness.threads
 
 
 class TorchTrainOptions(TrainOptions):
@@ -159,51 +161,37 @@ class TorchColorizer(Colorizer):
         return contextlib.nullcontext()
 
 
-class _EpochSampler(DistributedSampler):
-    """This rank's share of an epoch, a pure function of (seed, epoch), from sample ``start``
-    on: a resumed run replays the interrupted epoch's order from where it stopped."""
-
-    start = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start, None)
-
-    def __len__(self) -> int:
-        return max(0, super().__len__() - self.start)
-
-
 class Trainer:
     """One ``fit`` of a :class:`TorchColorizer`.
 
     The budget is the first of epochs, steps or minutes (minutes count the time trained
-    before a resume). Seeds torch from ``ctx.seed``; on the CPU deterministic kernels make a
-    resumed run bit-identical to an uninterrupted one. Every ``checkpoint_every`` steps and at
-    the end, rank 0 writes ``ctx.checkpoint_dir / "last.pt"`` (model, optimizer, scheduler,
-    step, epoch, RNG states, buffers) atomically and flushes ``ctx.loss_log``; with
-    ``ctx.resume`` training continues from that checkpoint. A NaN or infinite loss raises
-    :class:`~harness.errors.TrainingDiverged` naming the step. Allocation follows
-    :func:`~harness.train.allocator.steady_heap`. The fit's FLOPs (counted over its first step)
-    and timing end up in ``model.compute`` (:class:`~harness.train.flops.TorchStepMeter`).
+    before a resume). Step ``s`` trains on batch ``s`` of the set's
+    :class:`~harness.data.dataset.SampleStream`: always ``batch_size`` samples per rank, the
+    same batch whatever happened before. Seeds torch from ``ctx.seed``; on the CPU
+    deterministic kernels make a resumed run bit-identical to an uninterrupted one. Every
+    ``checkpoint_every`` steps and at the end, rank 0 writes ``ctx.checkpoint_dir /
+    "last.pt"`` (model, optimizer, scheduler, step, RNG states, buffers) atomically and
+    flushes ``ctx.loss_log``; with ``ctx.resume`` training continues from that checkpoint. A
+    NaN or infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step.
+    Allocation follows :func:`~harness.train.allocator.steady_heap`. The fit's FLOPs (counted
+    over its first step) and timing end up in ``model.compute``
+    (:class:`~harness.train.flops.TorchStepMeter`).
     """
 
     def __init__(self, model: TorchColorizer, train: LabSet, budget: Budget,
                  ctx: FitContext) -> None:
         if budget.epochs is None and budget.steps is None and budget.minutes is None:
             raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
-        if not len(train):
-            raise ValueError("the training set is empty")
         self.options = model.options
         distributed.init_from_env(ctx.device)
-        train = fill_batches(train, self.options.batch_size * distributed.world_size(), ctx.log)
+        self.stream = train.stream(self.options.batch_size, rank=distributed.rank(),
+                                   world=distributed.world_size())
         self.model, self.train, self.budget, self.ctx = model, train, budget, ctx
         self.device = distributed.rank_device(ctx.device)
         self.main = distributed.is_main()
-        self.sampler = _EpochSampler(train, num_replicas=distributed.world_size(),
-                                     rank=distributed.rank(), shuffle=True, seed=ctx.seed)
-        self.steps_per_epoch = math.ceil(len(self.sampler) / self.options.batch_size)
-        limits = [budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch]
+        limits = [budget.steps, budget.epochs and self.stream.steps_for_epochs(budget.epochs)]
         self.total_steps = min((n for n in limits if n is not None), default=None)
-        self.step = self.epoch = self.batch_in_epoch = 0
+        self.step = 0
         self.saved_step = -1  # the step of the last checkpoint written
         self.seconds = 0.0  # trained before this process started (resume)
         self.pending: list[tuple[int, int, Tensor, int]] = []  # step, epoch, loss, images
@@ -238,8 +226,8 @@ class Trainer:
         if progress is not None and self.step:
             progress.update(self.step)  # resumed: the bar starts where the checkpoint stopped
         try:
-            while not self._done(start):
-                for batch in self._epoch_loader():
+            if not self._done(start):
+                for batch in self._loader():
                     with self.meter.step(len(batch["L"]) * distributed.world_size()):
                         self._train_step(batch)
                     if self.step % self.options.log_every == 0:
@@ -248,8 +236,6 @@ class Trainer:
                         self._checkpoint(start, progress)
                     if self._done(start):
                         break
-                else:
-                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             self._checkpoint(start, progress)
             self.model.compute = self.meter.result(time.monotonic() - start, self.model.net,
                                                    self.model._autocast())
@@ -264,14 +250,12 @@ class Trainer:
             done = distributed.any_rank(done or elapsed >= 60 * self.budget.minutes, self.device)
         return done
 
-    def _epoch_loader(self) -> torch.utils.data.DataLoader:
-        # A loader per epoch: its dataset (copied into any worker processes) reads this epoch's
-        # crops, and the sampler skips the batches an interrupted run already trained on.
-        self.sampler.set_epoch(self.epoch)
-        self.sampler.start = self.batch_in_epoch * self.options.batch_size
-        return self.train.torch_loader(
-            self.options.batch_size, epoch=self.epoch, sampler=self.sampler,
-            num_workers=self.options.num_workers, pin_memory=self.device.type == "cuda")
+    def _loader(self) -> torch.utils.data.DataLoader:
+        """The stream's batches from the current step to the budget's last (endless when the
+        budget is minutes only)."""
+        return torch_stream_loader(self.stream, self.step, self.total_steps,
+                                   num_workers=self.options.num_workers,
+                                   pin_memory=self.device.type == "cuda")
 
     def _train_step(self, batch: dict[str, Tensor]) -> None:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -284,9 +268,9 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        self.batch_in_epoch += 1
         images = len(batch["L"]) * distributed.world_size()
-        self.pending.append((self.step, self.epoch, loss.detach(), images))
+        self.pending.append((self.step, self.stream.epoch_at(self.step - 1), loss.detach(),
+                             images))
 
     def _log(self, start: float, progress: Progress | None) -> None:
         """Read the pending losses back (one device sync), check them, append a log row."""
@@ -303,7 +287,7 @@ class Trainer:
         rate = sum(p[3] for p in self.pending) / max(now - self.last_log, 1e-9)
         loss = losses.mean().item()
         if self.main:
-            self.ctx.loss_log.append(self.step, self.epoch, loss, rate,
+            self.ctx.loss_log.append(self.step, self.pending[-1][1], loss, rate,
                                      self.seconds + now - start)
             if progress is not None:
                 progress.update(len(self.pending), loss=loss, img_s=rate)
@@ -321,8 +305,6 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "buffers": self.model.buffers,
             "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
             "seconds": self.seconds + time.monotonic() - start,
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state(self.device)
@@ -343,8 +325,7 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.step, self.epoch = state["step"], state["epoch"]
-        self.batch_in_epoch, self.seconds = state["batch_in_epoch"], state["seconds"]
+        self.step, self.seconds = state["step"], state["seconds"]
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)

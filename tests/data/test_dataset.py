@@ -174,9 +174,46 @@ def test_train_crops_from_the_loader(photo_folder, registry, make_cfg, crop):
     assert L.shape == (2, crop, crop) and ab.shape == (2, crop, crop, 2)
 
 
-def test_repeated_set_draws_distinct_crops_of_each_image():
-    ds = make_set(n=2).repeated(3)
-    assert len(ds) == 6 and ds.names[:2] == ds.names[2:4] == ds.names[4:]
-    windows = [window(*ds.sample(i)) for i in (0, 2, 4)]  # image 0, three times
-    assert windows[0][0] == windows[1][0] == windows[2][0]  # same image
-    assert len({w[1:] for w in windows}) > 1  # not the same crop three times
+@pytest.mark.parametrize(("n", "batch"), [(3, 8), (7, 3), (6, 3)])
+def test_stream_cuts_seeded_epochs_into_full_batches(n, batch):
+    labset = make_set(n=n)
+    stream = labset.stream(batch)
+    steps = stream.steps_for_epochs(4)
+    assert steps == -(-4 * n // batch)
+    items = [item for step in range(steps) for item in stream.items(step)]
+    assert all(len(stream.items(s)) == batch for s in range(steps))
+    for epoch in range(4):  # each epoch is its own seeded order of every image once
+        assert [i for e, i in items if e == epoch] == list(labset.order(epoch, shuffle=True))
+    assert [stream.epoch_at(s) for s in range(steps)] == [items[s * batch][0] for s in range(steps)]
+    L, ab, labels = stream.batch(1)
+    assert L.shape == (batch, 16, 16) and ab.shape == (batch, 16, 16, 2)
+    for (epoch, i), l_crop, ab_crop, label in zip(stream.items(1), L, ab, labels, strict=True):
+        expected = labset.sample(i, epoch)  # the crop of that image in that epoch
+        np.testing.assert_array_equal(l_crop, expected[0])
+        np.testing.assert_array_equal(ab_crop, expected[1])
+        assert label == labset.labels[i]
+    again = make_set(n=n).stream(batch)  # a pure function of (seed, step): resumable
+    assert [again.items(s) for s in reversed(range(steps))] == \
+        [stream.items(s) for s in reversed(range(steps))]
+
+
+def test_stream_with_fewer_images_than_a_batch_draws_distinct_crops():
+    stream = make_set(n=2).stream(6)
+    L, ab, _ = stream.batch(0)  # three epochs of two images
+    windows = [window(l_crop, ab_crop) for l_crop, ab_crop in zip(L, ab, strict=True)]
+    assert sorted(w[0] for w in windows) == [0, 0, 0, 1, 1, 1]
+    assert len({w[1:] for w in windows if w[0] == 0}) > 1  # not one crop three times
+
+
+def test_stream_ranks_split_each_step_between_them():
+    labset = make_set(n=5)
+    whole = labset.stream(6)
+    ranks = [labset.stream(3, rank=r, world=2) for r in range(2)]
+    for step in range(4):
+        assert ranks[0].items(step) + ranks[1].items(step) == whole.items(step)
+        assert ranks[0].epoch_at(step) == whole.epoch_at(step)
+    assert ranks[0].steps_for_epochs(3) == whole.steps_for_epochs(3) == 3
+    with pytest.raises(ValueError, match="rank 2"):
+        labset.stream(3, rank=2, world=2)
+    with pytest.raises(ValueError, match="empty"):
+        make_set(n=1, indices=[]).stream(3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -14,11 +15,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from harness import threads
 from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.errors import TrainingDiverged
 from harness.progress import LossLog
-from harness.train import keras_env
+from harness.train import keras_env, keras_trainer
 from harness.train.keras_trainer import (
     LAST,
     MODEL,
@@ -112,7 +114,7 @@ def test_step_budget_log_and_checkpoints(tmp_path):
     assert steps_logged(ctx) == [3, 5, 6, 7]  # rows at each log step and each checkpoint
     assert ctx.loss_log.path.exists()
     meta = last_checkpoint(ctx)
-    assert (meta["step"], meta["epoch"]) == (7, 2)  # 3 steps an epoch: step 7 is in epoch 2
+    assert (meta["step"], meta["epoch"]) == (7, 2)  # step 7 starts at sample 24: epoch 2
     assert sorted(p.name for p in ctx.checkpoint_dir.glob("*.keras")) == [meta["file"]]
 
 
@@ -140,7 +142,7 @@ def test_nan_loss_raises_with_its_step(tmp_path):
 
 
 def test_kill_and_resume_continues_from_the_checkpoint(tmp_path):
-    data = lab_set(10)  # batches of 4, 3 steps an epoch: step 4 is the first of epoch 1
+    data = lab_set(10)  # batches of 4: the step-4 checkpoint falls inside epoch 1
     options = {"checkpoint_every": 4}
     whole_ctx = context(tmp_path, "whole")
     whole = tiny(**options)
@@ -245,21 +247,35 @@ def test_configure_is_idempotent_and_quiet():
             "import os, tensorflow as tf, torch; t = tf.config.threading; "
             "torch.optim.Adam([torch.zeros(1, requires_grad=True)]); "  # loads Triton after TF
             "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], t.get_intra_op_parallelism_threads(), "
-            "t.get_inter_op_parallelism_threads(), torch.get_num_threads())")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_CPP_MIN_LOG_LEVEL", keras_env.VERBOSE_VAR, "OMP_NUM_THREADS")}
+            "t.get_inter_op_parallelism_threads(), torch.get_num_threads(), "
+            "os.environ['OMP_WAIT_POLICY'])")  # set before torch started OpenMP
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "TF_CPP_MIN_LOG_LEVEL", keras_env.VERBOSE_VAR, "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, check=True)
     assert done.stderr == ""
     cores = keras_env.available_cores()
     intra, inter = keras_env.thread_counts(cores)
-    assert done.stdout.split() == ["2", str(intra), str(inter), str(cores)]
+    torch_threads = threads.default_torch_threads(cores)
+    assert done.stdout.split() == ["2", str(intra), str(inter), str(torch_threads),
+                                   threads.OMP_WAIT_POLICY]
 
 
 
-def test_a_training_set_smaller_than_a_batch_fills_the_batch(tmp_path, caplog):
-    caplog.set_level("INFO")
+@pytest.mark.parametrize(("n", "batch"), [(3, 8), (10, 4), (8, 4)])
+def test_every_step_is_a_full_batch(tmp_path, monkeypatch, n, batch):
+    """Fewer images than a batch, a set that is not a multiple of the batch, one that is."""
+    sizes = {}  # step -> samples; Keras reads the first batch twice (once for its signature)
+    read = keras_trainer._Batches.__getitem__
+
+    def recorded(self, index):
+        x, y = read(self, index)
+        sizes[self.start + index] = len(x)
+        return x, y
+
+    monkeypatch.setattr(keras_trainer._Batches, "__getitem__", recorded)
     ctx = context(tmp_path)
-    tiny(batch_size=8).fit(lab_set(3), None, Budget(epochs=2), ctx)
-    assert "3 training image(s) against batch_size 8: each epoch draws 3 crops" in caplog.text
-    assert steps_logged(ctx)[-1] == 4  # 9 crops an epoch: a full batch of 8, then 1
+    tiny(batch_size=batch).fit(lab_set(n), None, Budget(epochs=3), ctx)
+    steps = math.ceil(3 * n / batch)  # three epochs of samples cut into full batches
+    assert steps_logged(ctx) == list(range(1, steps + 1))
+    assert sizes == dict.fromkeys(range(steps), batch)

