@@ -9,18 +9,20 @@ and the torch trainer apply.
 
 Precedence for each setting: the config, then the user's environment (``OMP_NUM_THREADS``
 for torch, ``OMP_WAIT_POLICY``), then the defaults below, chosen from
-``benchmarks/bench_threads.py`` on a 2-core machine shared with other work (training
-images/s, medians of 4 runs for torch and 2 for TensorFlow, as is / with one extra busy core):
+``benchmarks/bench_threads.py`` on a 2-core machine (zhang, width 0.125, 64 px, batch 16,
+training images/s, medians of 2-3 runs each; idle / one other process busy-looping /
+under other agents' load average of 3-7):
 
-- torch (zhang, width 0.125, 64 px, batch 16): 1 thread 236-253 / 182-210 (either policy);
-  2 threads 61 / 63 under OpenMP's default wait policy, whose threads spin at barriers while
-  a sibling waits for a core (single runs from 12 to 452), and 175 / 170 with PASSIVE. So
-  torch trains on 1 thread on machines of at most 2 cores, and on every core above that
-  (not measured there: the harness's earlier behaviour), with PASSIVE, which avoids the
-  spinning's collapse and costs a single thread nothing.
-- TensorFlow (regression-mse, width 0.5): 1 and 2 threads within noise as is (59-71), 2
-  threads ahead with a busy core (52 against 37-53); its pool is not OpenMP's and the wait
-  policy made no clear difference. So TensorFlow keeps every core.
+- torch, 1 thread: 354-358 / 357 / 236-253. 2 threads, OpenMP's default wait policy:
+  566-569 / 175 / 12-452; with ``OMP_WAIT_POLICY=PASSIVE``: 292-306 / 187 / 175; libgomp
+  spin counts of 1,000 and 10,000 fell between. Two threads are 1.6x one on an idle machine
+  and half of it when another process holds a core; PASSIVE makes idle two-thread training
+  1.9x slower to soften the loaded case. The defaults are tuned for an idle machine, where
+  the main job is meant to run: every core, OpenMP's own wait policy. On a machine shared
+  with other work set ``threads: {torch: 1}`` (or ``OMP_NUM_THREADS=1``).
+- TensorFlow (regression-mse, width 0.5): 1 and 2 threads within noise idle, 2 ahead with a
+  busy core; its pool is not OpenMP's and the wait policy made no clear difference. So
+  TensorFlow keeps every core too.
 """
 
 from __future__ import annotations
@@ -29,10 +31,8 @@ import logging
 import os
 import sys
 
-#: OpenMP's wait policy unless the config or the environment says otherwise.
-OMP_WAIT_POLICY = "PASSIVE"
-#: Machines of up to this many cores train torch on one thread (see the module notes).
-ONE_TORCH_THREAD_UP_TO = 2
+#: OpenMP's wait policy unless the config or the environment says otherwise (None: OpenMP's).
+OMP_WAIT_POLICY: str | None = None
 #: TensorFlow's intra-op threads; None: every core this process may run on.
 TENSORFLOW_THREADS: int | None = None
 
@@ -68,8 +68,13 @@ def prepare_openmp() -> None:
     global _policy_set
     current = os.environ.get("OMP_WAIT_POLICY")
     users = current if current is not None and current != _policy_set else None
-    policy = (_chosen["omp_wait_policy"] or users or OMP_WAIT_POLICY).upper()
-    if policy == (current or "").upper():  # OpenMP reads it case-insensitively
+    policy = (_chosen["omp_wait_policy"] or users or OMP_WAIT_POLICY or "").upper()
+    if policy == (current or "").upper() or (not policy and current is None):
+        return  # OpenMP reads it case-insensitively
+    if not policy:  # back to OpenMP's own: undo what this module set
+        if "torch" not in sys.modules:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+            _policy_set = None
         return
     if "torch" not in sys.modules:
         os.environ["OMP_WAIT_POLICY"] = _policy_set = policy
@@ -89,8 +94,8 @@ def torch_threads(cores: int | None = None) -> int | None:
 
 
 def default_torch_threads(cores: int) -> int:
-    """torch's measured default on ``cores`` CPUs (see the module notes)."""
-    return 1 if cores <= ONE_TORCH_THREAD_UP_TO else cores
+    """torch's measured default on ``cores`` CPUs: every one (see the module notes)."""
+    return cores
 
 
 def tensorflow_threads(cores: int | None = None) -> int:
