@@ -107,7 +107,8 @@ def test_keras_count_matches_the_analytic_formula(tmp_path):
 
 def test_probe_keeps_the_best_rate_per_machine_and_precision(tmp_path, monkeypatch):
     rates = iter([40.0, 60.0, 50.0])
-    monkeypatch.setattr(flops, "matmul_gflops", lambda device, dtype: next(rates))
+    monkeypatch.setattr(flops, "probe_gflops",
+                        lambda device, dtype: {"matmul": next(rates), "conv3x3": 1.0})
     monkeypatch.setattr(flops, "_MEASURED", {})
     first = flops.attainable("cpu", cache_root=tmp_path)
     assert first["gflops"] == 40.0 and not first["cached"]
@@ -124,7 +125,8 @@ def test_probe_keeps_the_best_rate_per_machine_and_precision(tmp_path, monkeypat
 
 
 def test_compute_status_rates(tmp_path, monkeypatch):
-    monkeypatch.setattr(flops, "matmul_gflops", lambda device, dtype: 50.0)
+    monkeypatch.setattr(flops, "probe_gflops",
+                        lambda device, dtype: {"matmul": 20.0, "conv3x3": 50.0})
     monkeypatch.setattr(flops, "_MEASURED", {})
     compute = TrainingCompute(flops_per_step=2e9, steps=30, images=480, train_seconds=6.0,
                               parameters=10)
@@ -134,3 +136,8 @@ def test_compute_status_rates(tmp_path, monkeypatch):
     assert out["probe"]["threads"] >= 1
     unknown = flops.compute_status(TrainingCompute(None, 30, 480, 6.0, 10), "cpu", tmp_path)
     assert unknown["achieved_gflops"] is None and unknown["images_per_s"] == 80.0
+
+
+def test_probe_measures_matmul_and_convolution():
+    rates = flops.probe_gflops("cpu", size=256)
+    assert set(rates) == {"matmul", "conv3x3"} and all(v > 0 for v in rates.values())
