@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from harness.hookspecs import hookimpl
+from harness.resize import resize_l
 from harness.train.keras_trainer import (
     BN_MOMENTUM,
     ABLoss,
@@ -152,7 +153,9 @@ class IizukaColorizer(KerasColorizer):
         hits = total = 0
         for L, _, labels in test.iter_batches(self.options.batch_size):
             truth = ours[labels]
-            guess = self.outputs(L)["label"].argmax(-1)
+            # At the training size, as the host's protocol gives L to predict; a new spatial
+            # size would make Keras retrace with unknown sides, which UpSampling2D refuses.
+            guess = self.outputs(resize_l(L, self.input_size or L.shape[1]))["label"].argmax(-1)
             hits += int((guess == truth)[truth >= 0].sum())
             total += int((truth >= 0).sum())
         return {"class_accuracy": hits / total} if total else {}

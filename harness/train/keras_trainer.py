@@ -154,6 +154,8 @@ class KerasColorizer(Colorizer):
         super().__init__(options)
         self.model: keras.Model | None = None
         self.class_names: list[str] = []
+        #: Side of the training crops (None until fit or load).
+        self.input_size: int | None = None
         self.device: str | None = None  # a Keras device name; None lets Keras place ops
 
     @abc.abstractmethod
@@ -196,17 +198,20 @@ class KerasColorizer(Colorizer):
         return out
 
     def save(self, directory: Path) -> None:
-        """Write ``model.keras`` (float32, no optimizer) and ``model.json`` (class names)."""
+        """Write ``model.keras`` (float32, no optimizer) and ``model.json`` (class names, training
+        crop size)."""
         directory = Path(directory)
         write_with(directory / MODEL, self._trained_model().save)
-        write_json(directory / META, {"class_names": self.class_names})
+        write_json(directory / META, {"class_names": self.class_names,
+                                      "input_size": self.input_size})
 
     def load(self, directory: Path) -> None:
         """Read back what :meth:`save` wrote, with Keras's ``safe_mode``."""
         directory = Path(directory)
         model = keras.saving.load_model(directory / MODEL, safe_mode=True, compile=False)
         self.model = _for_inference(model)
-        self.class_names = json.loads((directory / META).read_text())["class_names"]
+        meta = json.loads((directory / META).read_text())
+        self.class_names, self.input_size = meta["class_names"], meta.get("input_size")
 
     def _trained_model(self) -> keras.Model:
         if self.model is None:
@@ -273,6 +278,7 @@ class Trainer:
         inference.set_weights(self.model.get_weights())
         colorizer.model = _for_inference(inference)
         colorizer.class_names = list(self.train.class_names) if self.n_classes else []
+        colorizer.input_size = self.train.image_size
 
     def _fit(self) -> None:
         batches = _Batches(self.stream, self.step, self.total_steps,

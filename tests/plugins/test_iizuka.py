@@ -89,6 +89,11 @@ def test_labelled_training_reports_class_accuracy_and_round_trips(tmp_path):
     L = data.arrays()[0]
     np.testing.assert_allclose(again.predict(L), model.predict(L), atol=1e-4)
     assert again.extra_results(data) == result
+    # Scored at the evaluation size, larger than the training crops, as in a run.
+    L, ab = data.arrays()
+    wider = LabSet(np.concatenate([L[..., None], ab], -1).repeat(2, 1).repeat(2, 2),
+                   range(len(data)), data.names, data.labels, data.class_names)
+    assert again.extra_results(wider)["class_accuracy"] >= 0.75
 
 
 def test_unlabelled_training_has_no_class_output(tmp_path, caplog):
