@@ -20,11 +20,13 @@ from harness.data.sources import ImageSource
 SEED_DEPENDENT = {"random": ("test_set",), "fixed": ()}
 
 
-def digest_images(sources: Sequence[ImageSource]) -> str:
-    """One sha256 over the (name, file sha256) pairs of ``sources``, in name order."""
+def digest_images(sources: Sequence[ImageSource], files: dict[str, str] | None = None) -> str:
+    """One sha256 over the (name, file sha256) pairs of ``sources``, in name order; ``files``
+    maps names to file digests already known (else each file's is read)."""
+    files = files or {}
     h = hashlib.sha256()
     for src in sorted(sources, key=lambda s: s.name):
-        h.update(f"{src.name}\0{src.digest()}\n".encode())
+        h.update(f"{src.name}\0{files.get(src.name) or src.digest()}\n".encode())
     return h.hexdigest()
 
 
@@ -36,13 +38,14 @@ def describe(cfg: RunConfig, sources: Sequence[ImageSource], test_names: Sequenc
     ``versions`` maps each metric name to its providing distribution and version.
     """
     test = set(test_names)
+    files = {s.name: s.digest() for s in sources}  # each file read once
     data = cfg.data
     record: dict[str, Any] = {
         "source": data.source,
         "path": str(data.path) if data.path else None,
         "split": split_mode,
-        "collection": digest_images(sources),
-        "test_set": digest_images([s for s in sources if s.name in test]),
+        "collection": digest_images(sources, files),
+        "test_set": digest_images([s for s in sources if s.name in test], files),
         "n_images": len(sources),
         "n_test": len(test),
         "size": data.size,
