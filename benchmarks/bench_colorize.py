@@ -45,14 +45,13 @@ from harness.colorize import (  # noqa: E402
     find_inputs,
     predict_ab,
     save_rgb8,
-    upsample_ab,
 )
 from harness.colorizer import Budget, FitContext  # noqa: E402
 from harness.config import dump_config, load_config  # noqa: E402
 from harness.data.dataset import LabSet  # noqa: E402
 from harness.data.decode import decode_l, decode_rgb  # noqa: E402
 from harness.progress import LossLog  # noqa: E402
-from harness.resize import resize_l  # noqa: E402
+from harness.resize import resize_ab, resize_l  # noqa: E402
 from harness.run import load_trained  # noqa: E402
 from plugins.zhang import ZhangColorizer  # noqa: E402
 
@@ -117,7 +116,7 @@ def old_pipeline(colorizer, photos: list[Path], out: Path) -> None:
     for path in photos:
         L = rgb_to_lab(decode_rgb(path))[..., 0]
         ab = predict_ab(colorizer, resize_l(L[None], SIZE))
-        full = upsample_ab(ab, L.shape)[0]
+        full = resize_ab(ab, L.shape)[0]
         rgb = lab_to_rgb(np.concatenate([L[..., None], full], axis=-1))
         out.mkdir(parents=True, exist_ok=True)
         Image.fromarray(to_uint8(rgb)).save(out / f"{path.stem}.png", format="PNG")
@@ -154,7 +153,7 @@ def new_stages(colorizer, photos: list[Path], out: Path) -> dict[str, list[float
     ab = predict_ab(colorizer, small)  # one call for all, as the pipeline groups them
     timed.times["predict"] = [(time.perf_counter() - start) / len(photos)] * len(photos)
     for path, L, a in zip(photos, Ls, ab):
-        full = timed("upsample ab", upsample_ab, a[None], L.shape)[0]
+        full = timed("upsample ab", resize_ab, a[None], L.shape)[0]
         rgb8 = timed("Lab -> sRGB8", lab_to_srgb8, L, full[..., 0], full[..., 1])
         for fmt in FORMATS:
             timed(f"encode {fmt}", save_rgb8, rgb8, out / f"{path.stem}{FORMATS[fmt].suffix}",
@@ -169,7 +168,7 @@ def old_stages(colorizer, photos: list[Path], out: Path) -> dict[str, list[float
         rgb = timed("decode (float)", decode_rgb, path)
         L = timed("sRGB -> Lab", rgb_to_lab, rgb)[..., 0]
         ab = timed("resize, predict", lambda x: predict_ab(colorizer, resize_l(x[None], SIZE)), L)
-        full = timed("upsample ab", upsample_ab, ab, L.shape)[0]
+        full = timed("upsample ab", resize_ab, ab, L.shape)[0]
         rgb = timed("Lab -> sRGB", lab_to_rgb, np.concatenate([L[..., None], full], axis=-1))
         rgb8 = timed("to uint8", to_uint8, rgb)
         timed("PNG level 6", Image.fromarray(rgb8).save, out / f"{path.stem}.png", "PNG")

@@ -113,16 +113,6 @@ def refuse_overwrites(jobs: Sequence[Job], out: Path) -> None:
                            f"photo; choose another output folder")
 
 
-def upsample_ab(ab: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """ab (N, h, w, 2) -> (N, H, W, 2), bilinear like :func:`harness.resize.resize_ab`."""
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(ab, dtype=np.float32)).permute(0, 3, 1, 2)
-    out = F.interpolate(t, size=shape, mode="bilinear", align_corners=False)
-    return out.permute(0, 2, 3, 1).numpy()
-
-
 def read_l(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The photo's full-resolution L (H, W) and its resize to the model's (size, size)."""
     from harness.resize import resize_l
@@ -141,7 +131,9 @@ def predict_ab(colorizer: Colorizer, small: np.ndarray) -> np.ndarray:
 
 def recombine(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Full-resolution L (H, W) with the model's ab (h, w, 2) upsampled -> sRGB (H, W, 3) uint8."""
-    full = upsample_ab(ab[None], L.shape)[0]  # H x W x 2, planar underneath: a, b contiguous
+    from harness.resize import resize_ab
+
+    full = resize_ab(ab[None], L.shape)[0]  # H x W x 2, planar underneath: a, b contiguous
     return lab_to_srgb8(L, full[..., 0], full[..., 1])
 
 

@@ -11,13 +11,13 @@ from PIL import Image, JpegImagePlugin
 
 from harness.cli import main
 from harness.color import lab_to_rgb, rgb_to_lab, to_uint8
-from harness.colorize import colorize_files, find_inputs, upsample_ab
+from harness.colorize import colorize_files, find_inputs
 from harness.colorizer import Colorizer
 from harness.config import load_config
 from harness.data.decode import decode_rgb
 from harness.errors import ExitCode
 from harness.plugins import get_plugin_manager
-from harness.resize import resize_l
+from harness.resize import resize_ab, resize_l
 from harness.run import execute
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ class _Swirl(Colorizer):
 def _reference(colorizer: Colorizer, path: Path, size: int) -> np.ndarray:
     """The protocol in full: the full Lab of the photo, its L resized, ab upsampled, lab_to_rgb."""
     L = rgb_to_lab(decode_rgb(path))[..., 0]
-    ab = upsample_ab(colorizer.predict(resize_l(L[None], size)), L.shape)[0]
+    ab = resize_ab(colorizer.predict(resize_l(L[None], size)), L.shape)[0]
     return to_uint8(lab_to_rgb(np.concatenate([L[..., None], ab], axis=-1)))
 
 
