@@ -30,7 +30,8 @@ def paired_difference(metric: Metric, a: np.ndarray, b: np.ndarray, n_resamples:
     if len(a) != len(b):
         raise ValueError(f"{metric.name}: {len(a)} against {len(b)} images; not paired")
     n = len(a)
-    diff = metric.value(a) - metric.value(b)
+    value_a, value_b = metric.value(a), metric.value(b)
+    diff = value_a - value_b
     idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
     draws = np.array([metric.value(a[i]) - metric.value(b[i]) for i in idx])
     lo, hi = np.percentile(draws, [2.5, 97.5])
@@ -41,7 +42,7 @@ def paired_difference(metric: Metric, a: np.ndarray, b: np.ndarray, n_resamples:
         test = "paired bootstrap"
     better = "" if metric.higher_is_better is None or diff == 0 else \
         "a" if (diff > 0) == metric.higher_is_better else "b"
-    return {"value_a": metric.value(a), "value_b": metric.value(b), "diff": float(diff),
+    return {"value_a": value_a, "value_b": value_b, "diff": float(diff),
             "ci_low": float(lo), "ci_high": float(hi), "p": float(p), "test": test, "n": n,
             "better": better}
 
