@@ -53,7 +53,7 @@ from harness.data.decode import decode_l, decode_rgb  # noqa: E402
 from harness.progress import LossLog  # noqa: E402
 from harness.resize import resize_ab, resize_l  # noqa: E402
 from harness.run import load_trained  # noqa: E402
-from plugins.zhang import ZhangColorizer  # noqa: E402
+from harness_plugins.zhang_model import ZhangColorizer  # noqa: E402
 
 MEGAPIXELS = (1.0, 2.0, 3.5, 5.0, 6.0)
 SIZE = 64

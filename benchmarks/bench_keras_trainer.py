@@ -35,7 +35,7 @@ from harness.colorizer import Budget, FitContext  # noqa: E402
 from harness.data.dataset import LabSet  # noqa: E402
 from harness.progress import LossLog  # noqa: E402
 from harness.train.keras_trainer import ABLoss, keras  # noqa: E402
-from plugins.regression_mse import (  # noqa: E402
+from harness_plugins.regression_mse_model import (  # noqa: E402
     DECODER,
     ENCODER,
     RegressionColorizer,

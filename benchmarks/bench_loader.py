@@ -121,9 +121,9 @@ def main() -> None:
 
     import torch
 
-    from harness.plugins import get_plugin_manager
+    from harness.plugins import load_registry
 
-    registry = get_plugin_manager()
+    registry = load_registry()
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()

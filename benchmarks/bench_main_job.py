@@ -45,14 +45,14 @@ def main() -> None:
     import logging
 
     from harness.config import load_config
-    from harness.plugins import get_plugin_manager
+    from harness.plugins import load_registry
     from harness.run import execute
 
     logging.basicConfig(level=logging.WARNING)
     phases = [("start-up (imports)", time.monotonic() - STARTED)]
     mark = time.monotonic()
     cfg = load_config(args.config, args.overrides)
-    registry = get_plugin_manager(cfg.plugins)
+    registry = load_registry(cfg.plugins)
     phases.append(("config and plugin registry", time.monotonic() - mark))
     run_dir, code = execute(cfg, registry)
     timings = json.loads((run_dir / "timings.json").read_text())

@@ -46,8 +46,10 @@ def worker(framework: str, threads: int, steps: int, warmup: int, size: int) -> 
 
     harness_threads.choose(torch=threads, tensorflow=threads)  # what the config's section does
     assert torch.get_num_threads() == threads
-    from plugins.regression_mse import RegressionColorizer  # starts TensorFlow (keras_env)
-    from plugins.zhang import ZhangColorizer
+    from harness_plugins.regression_mse_model import (
+        RegressionColorizer,  # starts TensorFlow (keras_env)
+    )
+    from harness_plugins.zhang_model import ZhangColorizer
 
     if framework == "keras":
         import tensorflow as tf

@@ -34,7 +34,7 @@ from harness.color import rgb_to_lab  # noqa: E402
 from harness.colorizer import Budget, FitContext  # noqa: E402
 from harness.data.dataset import LabSet  # noqa: E402
 from harness.progress import LossLog  # noqa: E402
-from plugins.zhang import ZhangColorizer, zhang_network  # noqa: E402
+from harness_plugins.zhang_model import ZhangColorizer, zhang_network  # noqa: E402
 
 
 def synthetic_lab(n: int, size: int) -> np.ndarray:

@@ -54,14 +54,14 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
     """
     from harness.config import load_config
     from harness.errors import ConfigError
-    from harness.plugins import get_plugin_manager
+    from harness.plugins import load_registry
     from harness.run import execute
 
     if resume_dir is not None and not (resume_dir / "config.yaml").exists():
         raise ConfigError(f"--resume {resume_dir}: not a run directory (no config.yaml)")
     cfg = load_config(config, list(overrides))
     cfg.threads.apply()  # before the plugins load torch: OpenMP reads its policy once
-    registry = get_plugin_manager(cfg.plugins)
+    registry = load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
     for failure in registry.failures:
         click.echo(f"Warning: plugin {failure.provider.describe()} failed to load: "
                    f"{failure.error}", err=True)
@@ -78,9 +78,9 @@ def plugins(as_json: bool) -> None:
 
     Example: harness plugins --json
     """
-    from harness.plugins import get_plugin_manager
+    from harness.plugins import load_registry
 
-    rows = get_plugin_manager().rows()
+    rows = load_registry().rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -116,7 +116,7 @@ def compare(run_dirs: tuple[Path, ...], model_a: str, model_b: str, names: tuple
     Example:
       harness compare results/ --a zhang-rebalanced --b zhang --metric colorfulness
     """
-    from harness.plugins import get_plugin_manager
+    from harness.plugins import load_registry
     from harness.report.collect import find_runs, load_run
     from harness.report.compare import compare_runs, describe
 
@@ -126,9 +126,9 @@ def compare(run_dirs: tuple[Path, ...], model_a: str, model_b: str, names: tuple
             if run.statuses.get(model, {}).get("status") != "done":
                 raise HarnessError(f"{run.path}: model {model!r} did not finish there (models: "
                                    f"{', '.join(run.trained)})")
-    registry = get_plugin_manager()
+    registry = load_registry()
     wanted = names or registry.names("metric")
-    metrics = [registry.get("metric", n).obj for n in wanted]
+    metrics = [registry.get("metric", n).load() for n in wanted]
     frame = compare_runs([r.path for r in runs], model_a, model_b, metrics)
     click.echo(describe(frame), nl=False)
     if csv_path is not None:

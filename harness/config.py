@@ -125,7 +125,10 @@ class RunConfig(_Strict):
     models: list[ModelConfig] = Field(min_length=1)
     budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig(epochs=1))
     metrics: Literal["all"] | list[str] = "all"
-    plugins: list[str] = Field(default_factory=list)
+    plugins: list[str] = Field(default_factory=list, description="extra plugin modules")
+    plugin_dir: Path | None = Field(
+        None, description="folder searched before sys.path for the plugins: modules; "
+                          "default: the config file's folder (recorded in the run's config)")
     report: ReportConfig = Field(default_factory=ReportConfig)
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
     output_dir: Path = Path("results")
@@ -264,9 +267,11 @@ def load_config(path: Path | str, overrides: list[str] = ()) -> RunConfig:
         keys, value = parse_override(item)
         apply_override(data, keys, value, item)
     try:
-        return RunConfig.model_validate(data)
+        cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, str(path), RunConfig)) from None
+    folder = path.resolve().parent
+    return cfg.model_copy(update={"plugin_dir": folder / (cfg.plugin_dir or "")})
 
 
 def dump_config(cfg: RunConfig) -> str:

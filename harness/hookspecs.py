@@ -14,10 +14,17 @@ hookimpl = pluggy.HookimplMarker("harness")
 def harness_register_colorizers(register: Callable[..., None]) -> None:
     """Register colorizers.
 
-    Call ``register(name, cls, framework=..., summary=...)`` once per colorizer. ``cls`` is a
-    subclass of :class:`harness.colorizer.Colorizer`; ``framework`` is ``"torch"``, ``"keras"``
-    or ``"numpy"``; ``summary`` is one line for ``harness plugins``. Names are global across
-    all plugins; registering a taken name is an error that names both providers.
+    Call ``register(name, target, framework=..., options=..., summary=...)`` once per
+    colorizer. ``target`` is where the :class:`harness.colorizer.Colorizer` subclass lives, as
+    an import path ``"package.module:Class"`` that the host imports only when a run uses the
+    model (so listing plugins and validating configs never import torch or TensorFlow), or the
+    class itself for a plugin that imports nothing heavy. ``framework`` is ``"torch"``,
+    ``"keras"`` or ``"numpy"``; ``options`` is the class's ``Options`` (a
+    :class:`harness.colorizer.PluginOptions` subclass defined in a framework-free module),
+    required with an import path when the colorizer takes options; ``summary`` is one line for
+    ``harness plugins``. Names are global across all plugins: a name already taken is a
+    failure of the plugin that registers it second (a built-in keeps its name), listed by
+    ``harness plugins`` with both providers.
     """
 
 

@@ -1,10 +1,12 @@
-"""The host's resizing, identical for every plugin: antialiased L down, bilinear ab up."""
+"""The host's resizing, identical for every plugin: antialiased L down, bilinear ab up.
+
+torch's ``interpolate`` does the work (one implementation of antialiased bilinear); it is
+imported on first use, so modules that merely import this one stay framework-free.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def _resize(x: np.ndarray, size: int | tuple[int, int], antialias: bool) -> np.ndarray:
@@ -12,6 +14,9 @@ def _resize(x: np.ndarray, size: int | tuple[int, int], antialias: bool) -> np.n
     shape = (size, size) if isinstance(size, int) else tuple(size)
     if x.shape[1:3] == shape:
         return np.asarray(x, dtype=np.float32)
+    import torch
+    import torch.nn.functional as F
+
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(0, 3, 1, 2)
     out = F.interpolate(t, size=shape, mode="bilinear", align_corners=False,
                         antialias=antialias)

@@ -36,11 +36,11 @@ from harness.colorizer import Colorizer, FitContext
 from harness.config import ModelConfig, RunConfig, dump_config
 from harness.data.loader import Splits, load_splits
 from harness.environment import environment, resolve_device
-from harness.errors import ConfigError, ExitCode, TrainingDiverged
+from harness.errors import ConfigError, ExitCode, PluginError, TrainingDiverged
 from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
 from harness.metrics.truth import TruthStore
-from harness.plugins import Registry
+from harness.plugins import Entry, Registry
 from harness.progress import Laps, LossLog, Progress
 from harness.report.build import report_after_run
 from harness.resize import resize_ab, resize_l
@@ -57,12 +57,16 @@ class Model:
     """A configured model: its label, plugin entry and validated options."""
 
     config: ModelConfig
-    cls: type[Colorizer]
+    entry: Entry
     options: object
 
     @property
     def label(self) -> str:
         return self.config.label
+
+    def build(self) -> Colorizer:
+        """A new colorizer with these options; imports the plugin's implementation."""
+        return self.entry.load()(self.options)
 
 
 def resolve_models(cfg: RunConfig, registry: Registry) -> list[Model]:
@@ -75,17 +79,15 @@ def resolve_models(cfg: RunConfig, registry: Registry) -> list[Model]:
     for i, mc in enumerate(cfg.models):
         try:
             entry = registry.get("colorizer", mc.plugin)
-        except Exception as exc:
-            failed = ", ".join(f.provider.module for f in registry.failures)
-            hint = f" (plugins that failed to load: {failed})" if failed else ""
-            raise ConfigError(f"models[{i}].plugin: {exc}{hint}") from None
+        except PluginError as exc:
+            raise ConfigError(f"models[{i}].plugin: {exc}") from None
         try:
-            options = entry.obj.Options.model_validate(mc.options)
+            options = entry.options.model_validate(mc.options)
         except ValidationError as exc:
             message = describe_validation_error(exc, f"models[{i}] ({mc.plugin})",
-                                                entry.obj.Options, ("models", i, "options"))
+                                                entry.options, ("models", i, "options"))
             raise ConfigError(message) from None
-        models.append(Model(mc, entry.obj, options))
+        models.append(Model(mc, entry, options))
     return models
 
 
@@ -94,8 +96,8 @@ def resolve_metrics(cfg: RunConfig, registry: Registry) -> list[Metric]:
     out = []
     for i, name in enumerate(names):
         try:
-            out.append(registry.get("metric", name).obj)
-        except Exception as exc:
+            out.append(registry.get("metric", name).load())
+        except PluginError as exc:
             raise ConfigError(f"metrics[{i}]: {exc}") from None
     return out
 
@@ -166,7 +168,7 @@ def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringCont
     t0 = time.monotonic()
     with _ModelLog(model_dir / "log.txt"):
         try:
-            colorizer = model.cls(model.options)
+            colorizer = model.build()
             budget = cfg.budget_for(model.config)
             ctx = FitContext(device=device, seed=cfg.seed, model_dir=model_dir,
                              loss_log=LossLog(model_dir / "loss.csv"), resume=resume)
@@ -217,17 +219,17 @@ def load_trained(run_dir: Path, model: str, registry: Registry | None = None) ->
     """The colorizer ``model`` of a finished run, rebuilt from its config and saved weights."""
     from harness.config import load_config
     from harness.errors import HarnessError
-    from harness.plugins import get_plugin_manager
+    from harness.plugins import load_registry
 
     cfg = load_config(run_dir / "config.yaml")
-    registry = registry or get_plugin_manager(cfg.plugins)
+    registry = registry or load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
     chosen = next((m for m in resolve_models(cfg, registry) if m.label == model), None)
     if chosen is None:
         names = ", ".join(m.label for m in cfg.models)
         raise HarnessError(f"--model {model}: not in {run_dir}; models there: {names}")
     if _status(run_dir / "models" / model).get("status") != "done":
         raise HarnessError(f"--model {model}: did not finish in {run_dir} (see its status.json)")
-    colorizer = chosen.cls(chosen.options)
+    colorizer = chosen.build()
     colorizer.load(run_dir / "models" / model / "weights")
     return colorizer
 

@@ -8,7 +8,7 @@ import pytest
 
 from harness.config import load_config
 from harness.errors import ConfigError
-from harness.plugins import get_plugin_manager
+from harness.plugins import load_registry
 from harness.run import resolve_metrics, resolve_models
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -100,6 +100,6 @@ def test_missing_models_and_missing_file(tmp_path):
 def test_shipped_configs_validate_with_their_plugins(path):
     """Every config in configs/ names installed plugins, valid options and known metrics."""
     cfg = load_config(path)
-    registry = get_plugin_manager(cfg.plugins)
+    registry = load_registry(cfg.plugins)
     assert len(resolve_models(cfg, registry)) == len(cfg.models)
     assert resolve_metrics(cfg, registry)

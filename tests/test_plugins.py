@@ -8,11 +8,11 @@ import os
 import pytest
 
 from harness.errors import PluginError
-from harness.plugins import HOST_DISTRIBUTION, get_plugin_manager
+from harness.plugins import HOST_DISTRIBUTION, load_registry
 
 
 def test_builtins_register_through_entry_points():
-    registry = get_plugin_manager()
+    registry = load_registry()
     for kind, name in [("colorizer", "gray"), ("colorizer", "mean-prior"), ("metric", "psnr"),
                        ("metric", "dcf"), ("dataset", "folder"), ("dataset", "demo")]:
         entry = registry.get(kind, name)
@@ -23,7 +23,7 @@ def test_builtins_register_through_entry_points():
 
 def test_unknown_name_lists_available():
     with pytest.raises(PluginError, match="unknown colorizer 'nope'; available: .*gray"):
-        get_plugin_manager().get("colorizer", "nope")
+        load_registry().get("colorizer", "nope")
 
 
 def test_failing_plugin_is_reported_and_rest_load(plugin_module):
@@ -35,7 +35,7 @@ def test_failing_plugin_is_reported_and_rest_load(plugin_module):
         def harness_register_metrics(register):
             raise ValueError("boom at registration")
     """)
-    registry = get_plugin_manager(["broken_on_import", "broken_on_register"])
+    registry = load_registry(["broken_on_import", "broken_on_register"])
     errors = {f.provider.module: f.error for f in registry.failures}
     assert "RuntimeError: boom at import" in errors["broken_on_import"]
     assert "ValueError: boom at registration" in errors["broken_on_register"]
@@ -50,24 +50,96 @@ def test_bad_registration_is_a_failure_not_a_crash(plugin_module):
         def harness_register_colorizers(register):
             register("odd", object, framework="numpy")
     """)
-    registry = get_plugin_manager(["not_a_colorizer"])
+    registry = load_registry(["not_a_colorizer"])
     errors = {f.provider.module: f.error for f in registry.failures}
     assert "subclass of harness.colorizer.Colorizer" in errors["not_a_colorizer"]
     assert "odd" not in registry.names("colorizer")
 
 
-def test_duplicate_name_names_both_sources(plugin_module):
+def test_outside_plugin_taking_a_builtin_name_fails_alone(plugin_module):
     plugin_module("second_gray", """
         from harness import hookimpl
-        from baselines.gray import GrayColorizer
+        from harness_baselines.gray import GrayColorizer
 
         @hookimpl
         def harness_register_colorizers(register):
             register("gray", GrayColorizer)
+            register("also-mine", GrayColorizer)
     """)
-    with pytest.raises(PluginError) as err:
-        get_plugin_manager(["second_gray"])
-    assert "baselines.gray" in str(err.value) and "second_gray" in str(err.value)
+    registry = load_registry(["second_gray"])
+    errors = {f.provider.module: f.error for f in registry.failures}
+    assert "harness_baselines.gray" in errors["second_gray"]
+    assert "second_gray" in errors["second_gray"]
+    assert registry.get("colorizer", "gray").provider.module == "harness_baselines.gray"
+    assert "also-mine" not in registry.names("colorizer")  # the whole plugin is dropped
+    assert "zhang" in registry.names("colorizer")
+
+
+def test_hook_order_follows_pluggy(plugin_module):
+    """Load order, with tryfirst ahead and trylast (the baselines) after an outside plugin."""
+    plugin_module("outside", """
+        from harness import hookimpl
+        from harness_baselines.gray import GrayColorizer
+
+        @hookimpl
+        def harness_register_colorizers(register):
+            register("outside", GrayColorizer)
+    """)
+    plugin_module("eager", """
+        from harness import hookimpl
+        from harness_baselines.gray import GrayColorizer
+
+        @hookimpl(tryfirst=True)
+        def harness_register_colorizers(register):
+            register("eager", GrayColorizer)
+    """)
+    names = load_registry(["outside", "eager"]).names("colorizer")
+    assert names[0] == "eager"
+    assert names.index("zhang") < names.index("outside") < names.index("gray")
+    assert names.index("outside") < names.index("mean-prior")
+
+
+def test_registry_from_chosen_modules_in_process(plugin_module):
+    plugin_module("just_one", """
+        from harness import hookimpl
+
+        @hookimpl
+        def harness_register_colorizers(register):
+            register("lazy", "harness_baselines.gray:GrayColorizer", framework="numpy")
+    """)
+    registry = load_registry(["just_one"], entry_points=False)
+    assert registry.names("colorizer") == ["lazy"] and registry.names("metric") == []
+    from harness_baselines.gray import GrayColorizer
+
+    assert registry.get("colorizer", "lazy").load() is GrayColorizer
+
+
+def test_lazy_target_is_imported_only_on_load(plugin_module):
+    plugin_module("lazy_missing", """
+        from harness import hookimpl
+
+        @hookimpl
+        def harness_register_colorizers(register):
+            register("ghost", "no_such_module_here:Ghost", framework="torch",
+                     summary="registered, never importable")
+    """)
+    registry = load_registry(["lazy_missing"], entry_points=False)
+    entry = registry.get("colorizer", "ghost")
+    assert entry.summary == "registered, never importable" and not registry.failures
+    with pytest.raises(PluginError, match="cannot import 'no_such_module_here:Ghost'"):
+        entry.load()
+
+
+def test_hook_asks_only_for_the_arguments_it_names(plugin_module):
+    plugin_module("no_args", """
+        from harness import hookimpl
+
+        @hookimpl
+        def harness_register_metrics():
+            pass
+    """)
+    registry = load_registry(["no_args"], entry_points=False)
+    assert not registry.failures
 
 
 def test_readme_plugin_installed_with_pip(installed_readme_plugin, cli):
@@ -110,4 +182,5 @@ output_dir: {tmp_path / "results"}
 def test_trace_env_prints_loads(cli):
     out = cli("plugins", env={"HARNESS_TRACE_PLUGINS": "1"})
     assert "[harness plugins] registered colorizer 'gray'" in out.stderr
+    assert "harness_register_colorizers" in out.stderr  # pluggy's own trace of the hook call
     assert os.environ.get("HARNESS_TRACE_PLUGINS") is None

@@ -13,7 +13,7 @@ import pytest
 
 from harness.config import load_config
 from harness.errors import ExitCode
-from harness.plugins import get_plugin_manager
+from harness.plugins import load_registry
 from harness.run import execute
 
 FLAKY = """
@@ -75,7 +75,7 @@ def flaky(plugin_module, tmp_path, monkeypatch):
 
 def _execute(path, *overrides):
     cfg = load_config(path, list(overrides))
-    return execute(cfg, get_plugin_manager(cfg.plugins))
+    return execute(cfg, load_registry(cfg.plugins))
 
 
 def test_smoke_run_writes_every_output(tmp_path, flaky):
@@ -149,7 +149,7 @@ def test_killed_run_resumes_without_redoing_finished_models(tmp_path, flaky):
     assert (tmp_path / "fits.log").read_text().count("fit") == 2
 
     cfg = load_config(path, ["models.1.options.seconds=0"])
-    _, code = execute(cfg, get_plugin_manager(cfg.plugins), run_dir)
+    _, code = execute(cfg, load_registry(cfg.plugins), run_dir)
     assert code == ExitCode.OK
     assert (run_dir / "models" / "first" / "status.json").read_text() == first_status
     assert (tmp_path / "fits.log").read_text().count("fit") == 3  # only `slow` was redone

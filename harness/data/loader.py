@@ -33,7 +33,7 @@ class Splits:
 
 def list_sources(cfg: DataConfig, registry: Registry, seed: int) -> list[ImageSource]:
     """The images the configured source offers, capped at ``max_images`` by a seeded draw."""
-    factory = registry.get("dataset", cfg.source).obj
+    factory = registry.get("dataset", cfg.source).load()
     options = {**cfg.options, "path": cfg.path}
     sources = list(factory(options))
     if not sources:

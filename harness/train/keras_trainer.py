@@ -31,7 +31,7 @@ from harness.errors import TrainingDiverged
 from harness.progress import Progress
 from harness.train.flops import keras_compute, keras_step_flops
 from harness.train.keras_env import configure, generator_dataset_malloc
-from harness.train.options import TrainOptions
+from harness.train.options import KerasTrainOptions
 
 configure()
 
@@ -104,22 +104,6 @@ def conv_block(x, filters: int, strides: int = 1, kernel: int = 3):
     """Convolution ('same' padding, no bias), batch norm, ReLU."""
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
     return layers.ReLU()(layers.BatchNormalization(momentum=BN_MOMENTUM)(x))
-
-
-class KerasTrainOptions(TrainOptions):
-    """The shared options (:class:`~harness.train.options.TrainOptions`) plus Keras's own.
-
-    Two differences of framework: ``weight_decay`` is decoupled (Keras applies it to the
-    weights, as AdamW, where torch's Adam adds it to the gradient), and ``num_workers`` counts
-    threads filling Keras's batch queue (0: batches are made in tf.data's reader thread).
-    ``jit_compile`` (XLA) defaults to on for a GPU and off for the CPU, where compiling a
-    network takes tens of seconds, more than it saves on budgets of a few hundred steps.
-    ``distribute: mirrored`` trains on every visible GPU with ``tf.distribute.MirroredStrategy``
-    (``batch_size`` is then the global batch); with fewer than two GPUs it is ignored.
-    """
-
-    jit_compile: bool | None = None
-    distribute: Literal["none", "mirrored"] = "none"
 
 
 def learning_rate(options: KerasTrainOptions, total_steps: int | None):

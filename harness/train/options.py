@@ -1,4 +1,9 @@
-"""Options both shared trainers take, with one meaning; each trainer adds its framework's own."""
+"""The shared trainers' options, framework-free so a config validates without torch or TensorFlow.
+
+:class:`TrainOptions` holds what both trainers take, with one meaning; :class:`TorchTrainOptions`
+and :class:`KerasTrainOptions` add each framework's own. A model plugin's options subclass one
+of the last two, in a module that imports no framework (see README, "Write a plugin").
+"""
 
 from __future__ import annotations
 
@@ -42,3 +47,29 @@ class TrainOptions(PluginOptions):
             raise ValueError("lr_milestones must be increasing")
         return self
 
+
+
+class TorchTrainOptions(TrainOptions):
+    """The shared options plus torch's own (:mod:`harness.train.torch_trainer`).
+
+    The loss is read back from the device only at log rows, so a GPU never waits in between.
+    """
+
+    #: Channels-last memory format on CUDA (faster convolutions on tensor cores).
+    channels_last: bool = True
+
+
+class KerasTrainOptions(TrainOptions):
+    """The shared options plus Keras's own (:mod:`harness.train.keras_trainer`).
+
+    Two differences of framework: ``weight_decay`` is decoupled (Keras applies it to the
+    weights, as AdamW, where torch's Adam adds it to the gradient), and ``num_workers`` counts
+    threads filling Keras's batch queue (0: batches are made in tf.data's reader thread).
+    ``jit_compile`` (XLA) defaults to on for a GPU and off for the CPU, where compiling a
+    network takes tens of seconds, more than it saves on budgets of a few hundred steps.
+    ``distribute: mirrored`` trains on every visible GPU with ``tf.distribute.MirroredStrategy``
+    (``batch_size`` is then the global batch); with fewer than two GPUs it is ignored.
+    """
+
+    jit_compile: bool | None = None
+    distribute: Literal["none", "mirrored"] = "none"

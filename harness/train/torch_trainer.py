@@ -32,7 +32,7 @@ from harness.progress import Progress
 from harness.train import distributed
 from harness.train.allocator import steady_heap
 from harness.train.flops import TorchStepMeter
-from harness.train.options import TrainOptions
+from harness.train.options import TorchTrainOptions
 
 if TYPE_CHECKING:
     from harness.data.dataset import LabSet
@@ -41,16 +41,6 @@ CHECKPOINT = "last.pt"
 WEIGHTS = "weights.pt"
 
 threads.configure_torch()  # once, at import: the pool size of harness.threads
-
-
-class TorchTrainOptions(TrainOptions):
-    """The shared options (:class:`~harness.train.options.TrainOptions`) plus torch's own.
-
-    The loss is read back from the device only at log rows, so a GPU never waits in between.
-    """
-
-    #: Channels-last memory format on CUDA (faster convolutions on tensor cores).
-    channels_last: bool = True
 
 
 def lr_factor(options: TorchTrainOptions, total_steps: int | None) -> Callable[[int], float]:

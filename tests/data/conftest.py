@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from harness.config import DataConfig
-from harness.plugins import get_plugin_manager
+from harness.plugins import load_registry
 
 #: Stored orientation of the quadrant test card: (row half, column half) -> colour.
 QUADRANTS = {
@@ -137,7 +137,7 @@ def write_messy_folder(root: Path) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def registry():
     """The real plugin registry (built-in data sources come from entry points); built once."""
-    return get_plugin_manager()
+    return load_registry()
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def write_collection(root: Path, helpers, per_category: int = 5) -> list[dict[st
 
 
 def test_registered_as_a_data_source(registry):
-    assert registry.get("dataset", "photos").obj is photos_source
+    assert registry.get("dataset", "photos").load() is photos_source
 
 
 def test_sources_carry_category_split_and_verified_hash(tmp_path, helpers):

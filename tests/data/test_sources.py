@@ -24,8 +24,8 @@ def _save(path: Path, helpers, seed: int) -> None:
 
 
 def test_registry_offers_folder_and_demo(registry):
-    assert registry.get("dataset", "folder").obj is folder_source
-    assert registry.get("dataset", "demo").obj is demo_source
+    assert registry.get("dataset", "folder").load() is folder_source
+    assert registry.get("dataset", "demo").load() is demo_source
 
 
 def test_folder_is_listed_recursively_by_suffix(tmp_path, helpers):

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pluggy
 import pytest
 
-from harness import hookspecs
 from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.progress import LossLog
 from harness.train.keras_trainer import keras
-from plugins import iizuka
-from plugins.iizuka import IizukaColorizer, IizukaOptions, build_iizuka_net, dense_sizes
+from harness_plugins.iizuka_model import (
+    IizukaColorizer,
+    IizukaOptions,
+    build_iizuka_net,
+    dense_sizes,
+)
 
 TINY = {"width": 0.0625, "global_size": 32, "batch_size": 8, "log_every": 5}
 
@@ -40,16 +42,6 @@ def fit(tmp_path, data: LabSet, steps: int, **options) -> tuple[IizukaColorizer,
     model = IizukaColorizer(IizukaOptions(**{**TINY, **options}))
     model.fit(data, None, Budget(steps=steps), ctx)
     return model, ctx
-
-
-def test_registers_as_a_keras_colorizer():
-    pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(hookspecs)
-    pm.register(iizuka)
-    seen = []
-    pm.hook.harness_register_colorizers(register=lambda *a, **k: seen.append((a, k)))
-    [((name, cls), kwargs)] = seen
-    assert (name, cls, kwargs["framework"]) == ("iizuka", IizukaColorizer, "keras")
 
 
 def test_global_size_must_survive_five_halvings():

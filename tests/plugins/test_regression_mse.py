@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pluggy
 import pytest
 from pydantic import ValidationError
 
-from harness import hookspecs
 from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.progress import LossLog
-from plugins import regression_mse
-from plugins.regression_mse import RegressionColorizer, RegressionOptions, build_regression_net
+from harness_plugins.regression_mse_model import (
+    RegressionColorizer,
+    RegressionOptions,
+    build_regression_net,
+)
 
 
 def lab_set(n: int = 16, size: int = 16) -> LabSet:
@@ -32,16 +33,6 @@ def fit(tmp_path, steps: int, **options) -> tuple[RegressionColorizer, FitContex
         **{"width": 0.0625, "batch_size": 8, "log_every": 5, **options}))
     model.fit(lab_set(), None, Budget(steps=steps), ctx)
     return model, ctx
-
-
-def test_registers_as_a_keras_colorizer():
-    pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(hookspecs)
-    pm.register(regression_mse)
-    seen = []
-    pm.hook.harness_register_colorizers(register=lambda *a, **k: seen.append((a, k)))
-    [((name, cls), kwargs)] = seen
-    assert (name, cls, kwargs["framework"]) == ("regression-mse", RegressionColorizer, "keras")
 
 
 def test_options_name_the_bad_field():

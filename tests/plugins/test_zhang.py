@@ -11,9 +11,8 @@ from harness.color import rgb_to_lab
 from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.progress import LossLog
-from plugins import zhang, zhang_rebalanced
-from plugins.zhang import ZhangColorizer, zhang_network
-from plugins.zhang_rebalanced import ZhangRebalancedColorizer, segmentation_term
+from harness_plugins.zhang_model import ZhangColorizer, zhang_network
+from harness_plugins.zhang_rebalanced_model import ZhangRebalancedColorizer, segmentation_term
 
 TINY = {"width": 1 / 16, "batch_size": 4, "log_every": 1}
 
@@ -140,12 +139,3 @@ def test_fit_predict_any_size_save_load(tmp_path, cls):
     again.load(tmp_path / "saved")
     assert again.buffers.keys() == model.buffers.keys()
     np.testing.assert_allclose(again.predict(L), ab, rtol=0, atol=1e-4)
-
-
-@pytest.mark.parametrize(("module", "name"), [(zhang, "zhang"),
-                                              (zhang_rebalanced, "zhang-rebalanced")])
-def test_registration(module, name):
-    seen = {}
-    module.harness_register_colorizers(lambda n, cls, **kw: seen.update({n: (cls, kw)}))
-    cls, kw = seen[name]
-    assert kw["framework"] == "torch" == cls.framework and kw["summary"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_config
-from harness.plugins import get_plugin_manager
+from harness.plugins import load_registry
 from harness.run import execute
 
 #: A throwaway colorizer that logs a training curve (the baselines have none) and one that fails.
@@ -58,7 +58,7 @@ def execute_config():
 
     def run(path: Path | str, *overrides: str) -> Path:
         cfg = load_config(path, list(overrides))
-        run_dir, _ = execute(cfg, get_plugin_manager(cfg.plugins))
+        run_dir, _ = execute(cfg, load_registry(cfg.plugins, config_dir=cfg.plugin_dir))
         return run_dir
 
     return run
@@ -86,11 +86,9 @@ plugins: [report_test_plugin]
 report: {{bootstrap: 100, samples: 2}}
 output_dir: {base / "results"}
 """)
-        sys.path.insert(0, str(base))
-        try:
+        try:  # the plugin module is found in the config's folder
             return execute_config(base / "run.yaml")
         finally:
-            sys.path.remove(str(base))
             sys.modules.pop("report_test_plugin", None)
 
     return run

@@ -16,7 +16,7 @@ from harness.colorizer import Colorizer
 from harness.config import load_config
 from harness.data.decode import decode_rgb
 from harness.errors import ExitCode
-from harness.plugins import get_plugin_manager
+from harness.plugins import load_registry
 from harness.resize import resize_ab, resize_l
 from harness.run import execute
 
@@ -28,7 +28,7 @@ def smoke_run(tmp_path_factory) -> Path:
     """configs/smoke.yaml, finished: gray and mean-prior trained at 32 px."""
     cfg = load_config(ROOT / "configs" / "smoke.yaml",
                       [f"output_dir={tmp_path_factory.mktemp('colorize-runs')}"])
-    run_dir, code = execute(cfg, get_plugin_manager(cfg.plugins))
+    run_dir, code = execute(cfg, load_registry(cfg.plugins))
     assert code == ExitCode.OK
     return run_dir
 

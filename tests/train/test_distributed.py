@@ -16,7 +16,7 @@ from harness.data.dataset import LabSet
 from harness.progress import LossLog
 from harness.train import distributed
 from harness.train.torch_trainer import CHECKPOINT
-from plugins.zhang import ZhangColorizer
+from harness_plugins.zhang_model import ZhangColorizer
 
 WORLD = 2
 STEPS = 12

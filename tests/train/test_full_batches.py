@@ -9,7 +9,7 @@ import pytest
 from harness.colorizer import Budget, FitContext
 from harness.config import load_config
 from harness.data.loader import load_splits
-from harness.plugins import get_plugin_manager
+from harness.plugins import load_registry
 from harness.progress import LossLog
 from harness.run import resolve_models
 from harness.train import keras_trainer, torch_trainer
@@ -41,16 +41,16 @@ def batch_sizes(monkeypatch) -> dict[int, int]:
 def test_all_yaml_models_train_on_full_batches(tmp_path, batch_sizes):
     """all.yaml's learned models, at a tiny width, on its demo training split."""
     cfg = load_config(ALL_YAML, ["data.size=16", "data.eval_size=32"])
-    registry = get_plugin_manager(cfg.plugins)
+    registry = load_registry(cfg.plugins)
     train = load_splits(cfg.data, registry, cfg.seed).train
     learned = [m for m in resolve_models(cfg, registry)
-               if m.cls.framework in ("torch", "keras")]
-    assert {m.cls.framework for m in learned} == {"torch", "keras"}
+               if m.entry.framework in ("torch", "keras")]
+    assert {m.entry.framework for m in learned} == {"torch", "keras"}
     for model in learned:
         options = model.options.model_copy(update={"width": 1 / 32, "log_every": 1})
         ctx = FitContext(device="cpu", seed=0, model_dir=tmp_path / model.label,
                          loss_log=LossLog(tmp_path / model.label / "loss.csv"))
         batch_sizes.clear()
-        model.cls(options).fit(train, None, Budget(steps=3), ctx)
+        model.entry.load()(options).fit(train, None, Budget(steps=3), ctx)
         assert [int(row["step"]) for row in ctx.loss_log.rows] == [1, 2, 3]
         assert batch_sizes == dict.fromkeys(range(3), options.batch_size), model.label

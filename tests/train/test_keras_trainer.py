@@ -27,12 +27,12 @@ from harness.train.keras_trainer import (
     ABLoss,
     DenormalizeAB,
     KerasColorizer,
-    KerasTrainOptions,
     NormalizeL,
     keras,
     layers,
     learning_rate,
 )
+from harness.train.options import KerasTrainOptions
 
 
 def lab_array(n: int, size: int = 16) -> np.ndarray:

@@ -20,10 +20,10 @@ from harness.data.dataset import LabSet
 from harness.errors import TrainingDiverged
 from harness.progress import LossLog
 from harness.train import allocator
+from harness.train.options import TorchTrainOptions
 from harness.train.torch_trainer import (
     CHECKPOINT,
     TorchColorizer,
-    TorchTrainOptions,
     lr_factor,
 )
 
