@@ -11,10 +11,10 @@ code (``getColorExact.m``) sets ``2 sigma_r^2 = 0.6 var_r``, raised where needed
 most similar neighbour weighs at least 0.01, and at least 2e-6 on [0, 1] intensities (0.02 in
 L units, ``sigma_floor`` = 0.1 L). Those constants are used here, since they decide how much
 colour leaks across an edge (with ``2 sigma_r^2 = 2 var_r`` a straight edge passes e^-2.25 of
-a neighbour's weight instead of e^-7.5). Hinted pixels keep their hint value. Eliminating them leaves ``(I - W)_UU x_U = W_UC c`` over the unhinted pixels
-``U``: an irreducibly diagonally dominant M-matrix (no 3x3 weight vanishes, see
-:func:`affinity`), so the solution exists, is unique, and each pixel's a (or b) is a convex
-combination of the hinted values.
+a neighbour's weight instead of e^-7.5). Hinted pixels keep their hint value. Eliminating
+them leaves ``(I - W)_UU x_U = W_UC c`` over the unhinted pixels ``U``: an irreducibly
+diagonally dominant M-matrix (no 3x3 weight vanishes, see :func:`affinity`), so the solution
+exists, is unique, and each pixel's a (or b) is a convex combination of the hinted values.
 With no hint the right side is 0 and so is the answer: grey by construction.
 
 Solvers. ``direct``: one sparse LU factorisation (SuperLU) of ``(I - W)_UU``, shared by a and
