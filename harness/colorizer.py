@@ -94,6 +94,11 @@ class Colorizer(abc.ABC):
     framework: ClassVar[str] = "numpy"
     #: Pydantic model of the options accepted under ``models[].options`` in a config.
     Options: ClassVar[type[PluginOptions]] = PluginOptions
+    #: A user-assisted method: ``predict(L, hints)`` also receives :class:`harness.hints.Hints`
+    #: drawn by the host from each test image's ground truth, identical for every such method,
+    #: once per count in the config's ``hints:`` list (rows ``name@N``). Tables mark these
+    #: rows as user-assisted; automatic methods (the default) never see hints.
+    takes_hints: ClassVar[bool] = False
 
     def __init__(self, options: PluginOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
