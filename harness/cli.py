@@ -56,8 +56,9 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
     from harness.errors import ConfigError
     from harness.plugins import load_registry
     from harness.run import execute
+    from harness.rundir import RunDir
 
-    if resume_dir is not None and not (resume_dir / "config.yaml").exists():
+    if resume_dir is not None and not RunDir(resume_dir).started:
         raise ConfigError(f"--resume {resume_dir}: not a run directory (no config.yaml)")
     cfg = load_config(config, list(overrides))
     cfg.threads.apply()  # before the plugins load torch: OpenMP reads its policy once
@@ -66,7 +67,7 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
         click.echo(f"Warning: plugin {failure.provider.describe()} failed to load: "
                    f"{failure.error}", err=True)
     run_dir, code = execute(cfg, registry, resume_dir)
-    click.echo((run_dir / "table.md").read_text())
+    click.echo(RunDir(run_dir).table_file.read_text())
     click.echo(f"Results in {run_dir}")
     sys.exit(int(code))
 
@@ -201,10 +202,12 @@ def colorize(inputs: tuple[Path, ...], run_dir: Path, model: str, out: Path, fmt
     from harness.errors import ConfigError
     from harness.progress import Progress
     from harness.run import load_trained
+    from harness.rundir import RunDir
 
-    if not (run_dir / "config.yaml").exists():
+    run = RunDir(run_dir)
+    if not run.started:
         raise ConfigError(f"--run {run_dir}: not a run directory (no config.yaml)")
-    size = load_config(run_dir / "config.yaml").data.size
+    size = load_config(run.config_file).data.size
     jobs = find_inputs(inputs, out, FORMATS[fmt].suffix)
     if not jobs:
         raise HarnessError(f"no image files in {', '.join(map(str, inputs))} (looked for "

@@ -1,26 +1,14 @@
 """One benchmark run: data, then per model fit -> save -> colorize -> score, then the table.
 
-Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
-
-    config.yaml          the resolved config         environment.json   versions, device, git
-    data_report.json     counts, skipped files, split
-    timings.json         wall-clock seconds of each phase (setup, data, each model's fit and
-                         scoring, tables, report)
-    test_lab.npy         the test images in Lab at the evaluation size (N, E, E, 3)
-    models/<model>/      status.json (with ``compute``: FLOPs and rates of a learned model,
-                         see :mod:`harness.train.flops`), log.txt, loss.csv, checkpoints/, weights/,
-                         pred_ab.npy (test predictions), scores.npz (per-image metric rows)
-    per_image.csv  summary.csv  table.md  samples.png
-
-``--resume`` reuses the directory: finished models are skipped, unfinished ones continue from
-their last checkpoint.
+The files it writes, and their layout, belong to :mod:`harness.rundir`. ``--resume`` reuses
+the directory: finished models are skipped, unfinished ones continue from their last
+checkpoint.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gc
-import json
 import logging
 import time
 import traceback
@@ -30,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from harness import protocol
-from harness.atomic import write_json, write_text, write_with
 from harness.color import PriorAccumulator, zhang313
 from harness.colorizer import Colorizer, FitContext
 from harness.config import ModelConfig, RunConfig, dump_config
@@ -43,10 +30,11 @@ from harness.metrics.truth import TruthStore
 from harness.plugins import Entry, Registry
 from harness.progress import Laps, LossLog, Progress
 from harness.report.build import report_after_run
+from harness.report.summary import write_tables
 from harness.resize import resize_ab, resize_l
+from harness.rundir import RunDir
 from harness.study.votes import compute as compute_study
 from harness.study.votes import load_votes, merge_outputs
-from harness.table import write_tables
 from harness.train.flops import compute_status
 
 log = logging.getLogger("harness")
@@ -102,22 +90,6 @@ def resolve_metrics(cfg: RunConfig, registry: Registry) -> list[Metric]:
     return out
 
 
-def new_run_dir(cfg: RunConfig) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = cfg.output_dir / f"{cfg.name}-{stamp}"
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = cfg.output_dir / f"{cfg.name}-{stamp}-{suffix}"
-    path.mkdir(parents=True)
-    return path
-
-
-def _status(model_dir: Path) -> dict:
-    path = model_dir / "status.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _scoring_context(splits: Splits, device: str, run_dir: Path) -> ScoringContext:
     """The context every model is scored with; ground truth beyond its RAM budget spills into
     a hidden folder of the run directory, deleted when scoring is over."""
@@ -158,35 +130,35 @@ class _ModelLog:
 
 
 def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
-              metrics: list[Metric], run_dir: Path, device: str, resume: bool) -> dict:
+              metrics: list[Metric], run: RunDir, device: str, resume: bool) -> dict:
     """Fit, save, colorize and score one model; failures become a status, never an exception."""
-    model_dir = run_dir / "models" / model.label
+    out = run.model(model.label)
+    model_dir = out.path
     model_dir.mkdir(parents=True, exist_ok=True)
     status = {"model": model.label, "plugin": model.config.plugin, "status": "running",
               "started": dt.datetime.now().isoformat(timespec="seconds")}
-    write_json(model_dir / "status.json", status)
+    out.write_status(status)
     t0 = time.monotonic()
-    with _ModelLog(model_dir / "log.txt"):
+    with _ModelLog(out.log_file):
         try:
             colorizer = model.build()
             budget = cfg.budget_for(model.config)
             ctx = FitContext(device=device, seed=cfg.seed, model_dir=model_dir,
-                             loss_log=LossLog(model_dir / "loss.csv"), resume=resume)
+                             loss_log=LossLog(out.loss_file), resume=resume)
             log.info("fitting %s (%s) on %d images, budget %s, device %s", model.label,
                      model.config.plugin, len(splits.train), budget.describe(), device)
             colorizer.fit(splits.train, splits.val, budget, ctx)
             fit_seconds = time.monotonic() - t0
             if colorizer.compute is not None:  # a learned model: FLOPs and rates
                 status["compute"] = compute_status(colorizer.compute, device)
-            weights = model_dir / "weights"
-            weights.mkdir(exist_ok=True)
-            colorizer.save(weights)
+            out.weights_dir.mkdir(exist_ok=True)
+            colorizer.save(out.weights_dir)
             L, ab_true = splits.test.arrays()
             ab_pred = colorize(colorizer, L, cfg.data.size)
-            write_with(model_dir / "pred_ab.npy", lambda p: np.save(p, ab_pred))
+            out.write_predictions(ab_pred)
             with Progress(len(L), f"scoring {model.label}", unit="img") as bar:
                 rows = compute_rows(metrics, L, ab_pred, ab_true, context, progress=bar.update)
-            _save_rows(model_dir, rows)
+            out.write_rows(rows)
             status.update(status="done", fit_seconds=round(fit_seconds, 2),
                           seconds=round(time.monotonic() - t0, 2),
                           extra=colorizer.extra_results(splits.test))
@@ -196,23 +168,8 @@ def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringCont
         except Exception as exc:  # one model's bug must not sink the others
             status.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             log.error("%s failed:\n%s", model.label, traceback.format_exc())
-    write_json(model_dir / "status.json", status)
+    out.write_status(status)
     return status
-
-
-def _save_rows(model_dir: Path, rows: dict[str, np.ndarray | str]) -> None:
-    arrays = {k: v for k, v in rows.items() if isinstance(v, np.ndarray)}
-    write_with(model_dir / "scores.npz", lambda p: np.savez(p, **arrays))
-    write_json(model_dir / "unavailable.json",
-               {k: v for k, v in rows.items() if isinstance(v, str)})
-
-
-def load_rows(model_dir: Path) -> dict[str, np.ndarray | str]:
-    """The per-image metric rows a finished model left in its directory."""
-    with np.load(model_dir / "scores.npz", allow_pickle=False) as npz:
-        rows: dict[str, np.ndarray | str] = {k: npz[k] for k in npz.files}
-    rows.update(json.loads((model_dir / "unavailable.json").read_text()))
-    return rows
 
 
 def load_trained(run_dir: Path, model: str, registry: Registry | None = None) -> Colorizer:
@@ -221,16 +178,17 @@ def load_trained(run_dir: Path, model: str, registry: Registry | None = None) ->
     from harness.errors import HarnessError
     from harness.plugins import load_registry
 
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(RunDir(run_dir).config_file)
     registry = registry or load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
     chosen = next((m for m in resolve_models(cfg, registry) if m.label == model), None)
     if chosen is None:
         names = ", ".join(m.label for m in cfg.models)
         raise HarnessError(f"--model {model}: not in {run_dir}; models there: {names}")
-    if _status(run_dir / "models" / model).get("status") != "done":
+    trained = RunDir(run_dir).model(model)
+    if not trained.done:
         raise HarnessError(f"--model {model}: did not finish in {run_dir} (see its status.json)")
     colorizer = chosen.build()
-    colorizer.load(run_dir / "models" / model / "weights")
+    colorizer.load(trained.weights_dir)
     return colorizer
 
 
@@ -240,53 +198,51 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     models = resolve_models(cfg, registry)
     metrics = resolve_metrics(cfg, registry)
     resume = run_dir is not None
-    run_dir = run_dir or new_run_dir(cfg)
+    run = RunDir(run_dir) if resume else RunDir.create(cfg.output_dir, cfg.name)
+    run_dir = run.path
     device = resolve_device(cfg.device)
-    write_text(run_dir / "config.yaml", dump_config(cfg))
+    run.write_config(dump_config(cfg))
     laps.lap("setup")
     splits = load_splits(cfg.data, registry, cfg.seed)
     versions = {m.name: f"{e.provider.distribution} {e.provider.version}"
                 for m in metrics for e in [registry.get("metric", m.name)]}
     fingerprint = protocol.describe(cfg, splits.sources, splits.report["test_images"],
                                     splits.report["split"], metrics, versions)
-    write_json(run_dir / "environment.json",
-               {**environment(registry, device), "protocol": fingerprint})
-    write_json(run_dir / "data_report.json", splits.report)
+    run.write("environment", {**environment(registry, device), "protocol": fingerprint})
+    run.write("data_report", splits.report)
     L, ab_true = splits.test.arrays()
-    write_with(run_dir / "test_lab.npy",
-               lambda p: np.save(p, np.concatenate([L[..., None], ab_true], axis=-1)))
+    run.write_test_lab(L, ab_true)
     log.info("data: %(used)d images used of %(found)d found", splits.report)
     context = _scoring_context(splits, device, run_dir)
     laps.lap("data")
 
     statuses = {}
     for model in models:
-        model_dir = run_dir / "models" / model.label
-        previous = _status(model_dir)
+        previous = run.model(model.label).status()
         if resume and previous.get("status") == "done":
             log.info("%s: finished in the earlier run, skipped", model.label)
             statuses[model.label] = previous
             continue
-        statuses[model.label] = run_model(model, cfg, splits, context, metrics, run_dir,
+        statuses[model.label] = run_model(model, cfg, splits, context, metrics, run,
                                           device, resume=resume and bool(previous))
         # A fitted model (Keras's above all) lingers in reference cycles; left to the cyclic
         # collector, the last one is freed by a full collection in the middle of the report,
         # which then took several times what `harness report` takes.
         gc.collect()
         laps.model(model.label, statuses[model.label])
-    rows = {m.label: load_rows(run_dir / "models" / m.label) for m in models
+    rows = {m.label: run.model(m.label).rows() for m in models
             if statuses[m.label]["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
     if descriptive:
         rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, context)
     context.truth.close()
-    write_tables(run_dir, cfg, metrics, rows, statuses, splits)
+    write_tables(run, cfg, metrics, rows, statuses, splits)
     votes = load_votes(run_dir)
     if votes:  # a resumed run keeps the human-study results imported into it
         merge_outputs(run_dir, compute_study(votes))
     laps.lap("tables")
     report_after_run(run_dir)
     laps.lap("report")
-    laps.write(run_dir / "timings.json")
+    laps.write(run.path / "timings.json")
     failed = [name for name, s in statuses.items() if s["status"] != "done"]
     return run_dir, ExitCode.MODEL_FAILED if failed else ExitCode.OK

@@ -3,8 +3,8 @@
 :func:`choose` records a run's ``threads`` settings (see :class:`harness.config.ThreadsConfig`)
 and puts ``OMP_WAIT_POLICY`` into the environment, which OpenMP reads once, when torch loads
 it: call it before torch is imported for the policy to count (``harness run`` does, and
-:func:`harness.train.keras_env.configure` applies the default before it imports torch).
-:func:`torch_threads` and :func:`tensorflow_threads` are what :mod:`harness.train.keras_env`
+:func:`harness.keras_env.configure` applies the default before it imports torch).
+:func:`torch_threads` and :func:`tensorflow_threads` are what :mod:`harness.keras_env`
 and the torch trainer apply.
 
 Precedence for each setting: the config, then the user's environment (``OMP_NUM_THREADS``
@@ -54,7 +54,7 @@ def choose(torch: int | None = None, tensorflow: int | None = None,
     """Make these the process's settings (None: environment, then default); see the module.
 
     Applies torch's count at once if torch is loaded; TensorFlow's is applied by
-    :func:`harness.train.keras_env.configure` (before TensorFlow starts its pools).
+    :func:`harness.keras_env.configure` (before TensorFlow starts its pools).
     """
     _chosen.update(torch=torch, tensorflow=tensorflow, omp_wait_policy=omp_wait_policy)
     prepare_openmp()

@@ -47,7 +47,7 @@ def test_wait_policy_default_environment_and_config():
 def test_configured_counts_reach_both_frameworks():
     words = python(
         "from harness import threads; threads.choose(torch=1, tensorflow=1); "
-        "from harness.train import keras_env; keras_env.configure(); "
+        "from harness import keras_env; keras_env.configure(); "
         "import torch, tensorflow as tf; "
         "print(torch.get_num_threads(), tf.config.threading.get_intra_op_parallelism_threads())")
     assert words == ["1", "1"]

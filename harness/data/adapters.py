@@ -87,7 +87,7 @@ def keras_dataset(labset: LabSet, batch_size: int, shuffle: bool = True, *,
     With ``with_labels`` the targets are ``{"ab": ab, "label": labels}`` for multi-output models.
     ``on_epoch_end`` advances the epoch, so crops and order change yet stay reproducible.
     """
-    from harness.train.keras_env import configure
+    from harness.keras_env import configure
 
     configure()  # torch (and Triton) before TensorFlow, or torch's first optimizer step crashes
     import keras

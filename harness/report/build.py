@@ -23,6 +23,7 @@ from harness.report.collect import RunData, aggregate, load_runs, merged_summary
 from harness.report.figures import Figure, model_colours, run_figures
 from harness.report.markdown import figure_files, report_markdown, slug, table_markdown
 from harness.report.tables import Table, aggregate_table, compute_table, run_table
+from harness.rundir import write_table
 
 FORMATS = ("html", "md", "csv", "latex")
 DEFAULT_FORMATS = ("html", "md")
@@ -85,7 +86,7 @@ def build_report(paths: Iterable[Path], out: Path | None = None,
             write_with(out / name, lambda p, png=png: p.write_bytes(png))
             written.append(out / name)
         put("report.md", report_markdown(title, runs, table, agg, figures, compute))
-        put("table.md", tables_markdown(runs, table, agg) + _study_section(out / "table.md"))
+        written.append(write_table(out, tables_markdown(runs, table, agg)))
     if "csv" in formats:
         merged = merged_summary(runs)
         write_with(out / "report_summary.csv", lambda p: merged.to_csv(p, index=False))
@@ -104,16 +105,6 @@ def tables_markdown(runs: Sequence[RunData], table: Table, agg: Table | None) ->
     if agg is not None:
         text += "\n## Across runs\n\n" + table_markdown(agg)
     return text
-
-
-def _study_section(path: Path) -> str:
-    """The human-study section ``harness study import`` appended to an existing table.md."""
-    try:
-        from harness.study.votes import TABLE_MARKER
-        text = path.read_text(encoding="utf-8")
-    except (ImportError, OSError):
-        return ""
-    return "\n" + text[text.index(TABLE_MARKER):] if TABLE_MARKER in text else ""
 
 
 def tables_latex(runs: Sequence[RunData], table: Table, agg: Table | None) -> str:

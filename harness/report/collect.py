@@ -24,6 +24,7 @@ import yaml
 
 from harness import protocol
 from harness.errors import HarnessError
+from harness.rundir import RunDir
 
 #: Config keys that do not change what a model learns or scores (nor does anything under
 #: ``report``): runs that differ only in these repeat one experiment and are aggregated together.
@@ -84,17 +85,17 @@ class RunData:
     @cached_property
     def config_text(self) -> str:
         try:
-            return (self.path / "config.yaml").read_text(encoding="utf-8")
+            return RunDir(self.path).config_file.read_text(encoding="utf-8")
         except OSError:
             return ""
 
     @cached_property
     def environment(self) -> dict[str, Any]:
-        return _read_json(self.path / "environment.json")
+        return RunDir(self.path).read("environment")
 
     @cached_property
     def data_report(self) -> dict[str, Any]:
-        return _read_json(self.path / "data_report.json")
+        return RunDir(self.path).read("data_report")
 
     @property
     def image_names(self) -> list[str]:
@@ -106,18 +107,11 @@ class RunData:
 
     def test_lab(self) -> np.ndarray | None:
         """(N, E, E, 3) Lab test images, memory-mapped, or None when the run has none."""
-        path = self.path / "test_lab.npy"
-        return np.load(path, mmap_mode="r", allow_pickle=False) if path.exists() else None
+        return RunDir(self.path).test_lab()
 
     def pred_ab(self, model: str) -> np.ndarray | None:
         """(N, E, E, 2) ab predictions of ``model`` on the test images, or None."""
-        path = self.path / "models" / model / "pred_ab.npy"
-        if not path.exists():
-            return None
-        try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
-            return None
+        return RunDir(self.path).model(model).predictions()
 
     def predictions(self) -> dict[str, np.ndarray]:
         """Predictions of every trained model that match the test images' shape."""
@@ -131,7 +125,7 @@ class RunData:
 
     def loss(self, model: str) -> pd.DataFrame | None:
         """The training curve (step, epoch, loss, ...) of ``model``, or None without one."""
-        path = self.path / "models" / model / "loss.csv"
+        path = RunDir(self.path).model(model).loss_file
         if not path.exists():
             return None
         try:
@@ -148,16 +142,8 @@ class RunData:
         return self.summary[metric.str.startswith(HUMAN_PREFIX)]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _is_run(path: Path) -> bool:
-    return (path / "config.yaml").is_file() and (path / "summary.csv").is_file()
+    return RunDir(path).finished
 
 
 def find_runs(paths: Iterable[Path]) -> list[Path]:
@@ -172,7 +158,7 @@ def find_runs(paths: Iterable[Path]) -> list[Path]:
             continue
         if not path.is_dir():
             raise ReportError(f"{path}: no such directory")
-        if (path / "config.yaml").is_file():
+        if RunDir(path).started:
             raise ReportError(f"{path}: the run has no summary.csv yet (unfinished? continue it "
                               f"with `harness run CONFIG --resume {path}`)")
         inner = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
@@ -265,15 +251,15 @@ def load_run(path: Path, label: str | None = None) -> RunData:
         raise ReportError(f"{path}: not a finished run directory (needs config.yaml and "
                           f"summary.csv)")
     try:
-        config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-        summary = pd.read_csv(path / "summary.csv", keep_default_na=True)
+        config = yaml.safe_load(RunDir(path).config_file.read_text(encoding="utf-8")) or {}
+        summary = pd.read_csv(RunDir(path).summary_file, keep_default_na=True)
     except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError) as exc:
         raise ReportError(f"{path}: cannot read the run ({exc})") from None
     run = RunData(path=path, label=label or path.name, config=config,
                   summary=normalise_summary(summary))
     summary = run.summary
     for model in run.models:
-        status = _read_json(path / "models" / model / "status.json")
+        status = RunDir(path).model(model).status()
         if not status:  # e.g. a run directory copied without its models/ folder
             failed = summary[(summary["model"] == model) & (summary["status"] == "failed")]
             done = (summary["model"] == model) & (summary["status"] == "ok")

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics import Metric
+from harness.report.tables import fmt
+from harness.rundir import RunDir
 from harness.stats import paired_test
 
 COLUMNS = ["run", "metric", "a", "b", "value_a", "value_b", "diff", "ci_low", "ci_high", "p",
@@ -50,11 +52,9 @@ def paired_difference(metric: Metric, a: np.ndarray, b: np.ndarray, n_resamples:
 def compare_runs(run_dirs: Sequence[Path], a: str, b: str, metrics: Sequence[Metric],
                  n_resamples: int = 2000) -> pd.DataFrame:
     """One row per (run, metric) comparing models ``a`` and ``b`` (see the module docstring)."""
-    from harness.run import load_rows
-
     records = []
     for run_dir in map(Path, run_dirs):
-        rows = {m: load_rows(run_dir / "models" / m) for m in (a, b)}
+        rows = {m: RunDir(run_dir).model(m).rows() for m in (a, b)}
         for metric in metrics:
             ra, rb = rows[a].get(metric.name), rows[b].get(metric.name)
             if not isinstance(ra, np.ndarray) or not isinstance(rb, np.ndarray):
@@ -71,14 +71,14 @@ def describe(frame: pd.DataFrame) -> str:
     lines = ["| run | metric | A | B | A - B [95% CI] | p | better |",
              "|---|---|---|---|---|---|---|"]
     for r in frame.itertuples():
-        lines.append(f"| {r.run} | {r.metric} | {r.value_a:.4g} | {r.value_b:.4g} | "
-                     f"{r.diff:+.4g} [{r.ci_low:+.4g}, {r.ci_high:+.4g}] | {r.p:.3g} ({r.test}) "
-                     f"| {r.better or '-'} |")
+        lines.append(f"| {r.run} | {r.metric} | {fmt(r.value_a)} | {fmt(r.value_b)} | "
+                     f"{fmt(r.diff, '+')} [{fmt(r.ci_low, '+')}, {fmt(r.ci_high, '+')}] | "
+                     f"{r.p:.3g} ({r.test}) | {r.better or '-'} |")
     if frame["run"].nunique() > 1:
         lines += ["", "| metric | mean A - B | runs A better | runs B better | runs p < 0.05 |",
                   "|---|---|---|---|---|"]
         for metric, rows in frame.groupby("metric", sort=False):
-            lines.append(f"| {metric} | {rows['diff'].mean():+.4g} | "
+            lines.append(f"| {metric} | {fmt(rows['diff'].mean(), '+')} | "
                          f"{(rows['better'] == 'a').sum()} | {(rows['better'] == 'b').sum()} | "
                          f"{(rows['p'] < 0.05).sum()} of {len(rows)} |")
     return "\n".join(lines) + "\n"

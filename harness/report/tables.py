@@ -104,11 +104,15 @@ class Table:
         return next(iter(self.references.values()), None)
 
 
-def fmt(x: float) -> str:
-    """Four significant digits; empty for NaN."""
+def fmt(x: float, sign: str = "") -> str:
+    """Four significant digits (``sign="+"`` shows the sign of positives too); empty for NaN.
+
+    >>> fmt(0.123456), fmt(2.5, "+"), fmt(float("nan"))
+    ('0.1235', '+2.5', '')
+    """
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
-    return f"{x:.4g}"
+    return f"{x:{sign}.4g}"
 
 
 def _columns(summary: pd.DataFrame) -> list[Column]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.atomic import write_json
 from harness.errors import HarnessError
+from harness.rundir import RunDir
 
 DESIGNS = ("plausibility", "2afc")
 STATIC_FILES = ("index.html", "study.css", "study.js")
@@ -33,7 +34,7 @@ KIT_MARKERS = ("index.html", "items.js")
 
 def study_dir(run_dir: Path) -> Path:
     """Where the experimenter's files live: manifests and imported votes."""
-    return Path(run_dir) / "study"
+    return RunDir(run_dir).study_dir
 
 
 def manifest_path(run_dir: Path, design: str) -> Path:
@@ -60,32 +61,25 @@ class FinishedRun:
     models: list[str]
 
     def pred_ab(self, model: str) -> np.ndarray:  # N x E x E x 2
-        pred = np.load(self.run_dir / "models" / model / "pred_ab.npy", mmap_mode="r")
-        if pred.shape != (*self.test_lab.shape[:3], 2):
+        pred = RunDir(self.run_dir).model(model).predictions()
+        if pred is None or pred.shape != (*self.test_lab.shape[:3], 2):
             raise HarnessError(f"{self.run_dir}/models/{model}/pred_ab.npy has shape "
-                               f"{pred.shape}; expected {(*self.test_lab.shape[:3], 2)}")
+                               f"{'no readable array' if pred is None else pred.shape}; "
+                               f"expected {(*self.test_lab.shape[:3], 2)}")
         return pred
 
 
 def load_run(run_dir: Path) -> FinishedRun:
     """The test images and finished models of ``run_dir``; a HarnessError names what is missing."""
-    run_dir = Path(run_dir)
-    lab_path = run_dir / "test_lab.npy"
-    if not lab_path.exists():
+    run = RunDir(run_dir)
+    if not run.test_lab_file.exists():
         raise HarnessError(f"{run_dir}: not a finished run (no test_lab.npy)")
-    test_lab = np.load(lab_path, mmap_mode="r")
-    try:
-        names = json.loads((run_dir / "data_report.json").read_text())["test_images"]
-    except (OSError, ValueError, KeyError):
-        names = [f"image-{i}" for i in range(len(test_lab))]
-    models = []
-    for status_path in sorted((run_dir / "models").glob("*/status.json")):
-        try:
-            status = json.loads(status_path.read_text()).get("status")
-        except (OSError, ValueError):
-            continue
-        if status == "done" and (status_path.parent / "pred_ab.npy").exists():
-            models.append(status_path.parent.name)
+    test_lab = run.test_lab()
+    if test_lab is None:
+        raise HarnessError(f"{run.test_lab_file}: not a readable .npy array; rerun the run")
+    names = run.test_names() or [f"image-{i}" for i in range(len(test_lab))]
+    models = [m.name for m in run.models() if m.done and m.predictions_file.exists()]
+    run_dir = run.path
     return FinishedRun(run_dir, test_lab, list(names), models)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harness.atomic import write_text, write_with
 from harness.errors import HarnessError
+from harness.rundir import SUMMARY_COLUMNS, RunDir, write_table
 from harness.study.kit import DESIGNS, load_manifest, study_dir
 from harness.study.stats import StudyStats, fooling_stats, markdown_section, plausibility_stats
 from harness.study.stats import summary_rows as study_summary_rows
@@ -34,7 +35,6 @@ ANSWERS = {"plausibility": ("plausible", "implausible"), "2afc": ("a", "b")}
 #: Columns of RUN_DIR/study/votes.csv: the vote, what its item is, where it came from.
 STORED = ("rater_id", "item_id", "design", "answer", "method", "image", "kind", "chose_real",
           "timestamp", "source", "line")
-TABLE_MARKER = "<!-- human-study: written by `harness study import`; replaced on each import -->"
 
 
 @dataclass
@@ -290,9 +290,8 @@ def merge_outputs(run_dir: Path, studies: list[StudyStats]) -> None:
     """Replace the ``human-*`` rows of summary.csv and the human section of table.md."""
     import pandas as pd
 
-    from harness.table import SUMMARY_COLUMNS
 
-    summary_file = run_dir / "summary.csv"
+    summary_file = RunDir(run_dir).summary_file
     # Read as text so the run's own rows are written back exactly as they were.
     frame = (pd.read_csv(summary_file, dtype=str, keep_default_na=False)
              if summary_file.exists() else pd.DataFrame(columns=SUMMARY_COLUMNS, dtype=str))
@@ -303,13 +302,7 @@ def merge_outputs(run_dir: Path, studies: list[StudyStats]) -> None:
     frame = pd.concat(parts, ignore_index=True) if parts else human
     write_with(summary_file, lambda p: frame.to_csv(p, index=False))
 
-    table_file = run_dir / "table.md"
-    table = table_file.read_text(encoding="utf-8") if table_file.exists() else ""
-    table = table.split(TABLE_MARKER)[0].rstrip("\n")
-    section = markdown_section(studies)
-    if section:
-        table = (table + "\n\n" if table else "") + TABLE_MARKER + "\n" + section
-    write_text(table_file, table.rstrip("\n") + "\n")
+    write_table(run_dir, study=markdown_section(studies))
 
 
 def import_votes(run_dir: Path, files: Sequence[Path]) -> ImportReport:
@@ -321,7 +314,7 @@ def import_votes(run_dir: Path, files: Sequence[Path]) -> ImportReport:
     and line.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "test_lab.npy").exists() and not study_dir(run_dir).exists():
+    if not RunDir(run_dir).test_lab_file.exists() and not study_dir(run_dir).exists():
         raise HarnessError(f"{run_dir}: not a run directory (no test_lab.npy)")
     items = load_items(run_dir)
     if not items:

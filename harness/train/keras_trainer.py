@@ -7,7 +7,7 @@ trains under the host's budget with the same options and files as the torch trai
 saves. Networks take L (B, H, W, 1) in [0, 100] and return ab (B, H, W, 2) in Lab units, so
 the Lab normalisation lives inside the saved model (:class:`NormalizeL`, :class:`DenormalizeAB`).
 
-Importing this module runs :func:`harness.train.keras_env.configure` before Keras loads; Keras
+Importing this module runs :func:`harness.keras_env.configure` before Keras loads; Keras
 plugins take ``keras`` and ``layers`` from here so that order holds whatever imports first.
 """
 
@@ -28,9 +28,9 @@ from harness.atomic import write_json, write_with
 from harness.color import denormalize_ab, normalize_ab, normalize_l
 from harness.colorizer import Budget, Colorizer, FitContext
 from harness.errors import TrainingDiverged
+from harness.keras_env import configure, generator_dataset_malloc
 from harness.progress import Progress
 from harness.train.flops import keras_compute, keras_step_flops
-from harness.train.keras_env import configure, generator_dataset_malloc
 from harness.train.options import KerasTrainOptions
 
 configure()

@@ -68,7 +68,7 @@ def test_torch_eval_set_yields_whole_images(eval_set):
 
 
 def test_keras_dataset_batches(labset):
-    from harness.train.keras_env import configure
+    from harness.keras_env import configure
 
     configure()  # as the adapter does: torch loads before TensorFlow
     import keras

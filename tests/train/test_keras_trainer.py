@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from harness import threads
+from harness import keras_env, threads
 from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.errors import TrainingDiverged
 from harness.progress import LossLog
-from harness.train import keras_env, keras_trainer
+from harness.train import keras_trainer
 from harness.train.keras_trainer import (
     LAST,
     MODEL,
@@ -243,7 +243,7 @@ def test_env_defaults_respect_the_user():
 
 
 def test_configure_is_idempotent_and_quiet():
-    code = ("from harness.train import keras_env as e; e.configure(); e.configure(); "
+    code = ("from harness import keras_env as e; e.configure(); e.configure(); "
             "import os, tensorflow as tf, torch; t = tf.config.threading; "
             "torch.optim.Adam([torch.zeros(1, requires_grad=True)]); "  # loads Triton after TF
             "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], t.get_intra_op_parallelism_threads(), "

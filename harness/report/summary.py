@@ -1,4 +1,4 @@
-"""The comparison outputs of a run: per_image.csv, summary.csv, table.md and samples.png."""
+"""What a finished run writes for comparison: per_image.csv, summary.csv, table.md, samples.png."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.atomic import write_text, write_with
+from harness.atomic import write_with
 from harness.config import RunConfig
 from harness.data.loader import Splits
 from harness.metrics import Metric
 from harness.metrics.engine import per_image_frame, summarise
-
-SUMMARY_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "n", "p_vs_ref",
-                   "significant", "direction", "unit", "granularity", "status", "note"]
+from harness.rundir import SUMMARY_COLUMNS, RunDir
 
 
 def summary_frame(cfg: RunConfig, metrics: Sequence[Metric], rows: Mapping, statuses: Mapping,
@@ -74,18 +72,17 @@ def samples_figure(path: Path, splits: Splits, preds: Mapping[str, np.ndarray], 
     write_with(path, lambda p: p.write_bytes(page))
 
 
-def write_tables(run_dir: Path, cfg: RunConfig, metrics: Sequence[Metric], rows: Mapping,
+def write_tables(run: RunDir, cfg: RunConfig, metrics: Sequence[Metric], rows: Mapping,
                  statuses: Mapping, splits: Splits) -> pd.DataFrame:
     """Write per_image.csv, summary.csv, table.md and samples.png; return the summary."""
     models = list(statuses)
     done = [m for m in models if statuses[m]["status"] == "done"]
     reference = cfg.report.reference or (done[0] if done else None)
     summary = summary_frame(cfg, metrics, rows, statuses, reference)
-    write_with(run_dir / "per_image.csv", lambda p: per_image_frame(
-        rows, metrics, splits.test.names).to_csv(p, index=False))
-    write_with(run_dir / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    write_text(run_dir / "table.md", f"# {cfg.name}\n\n" + markdown_table(
+    run.write_frame("per_image", per_image_frame(rows, metrics, splits.test.names))
+    run.write_frame("summary", summary)
+    run.write_table(f"# {cfg.name}\n\n" + markdown_table(
         summary, metrics, models, reference, cfg.report.alpha, len(splits.test), statuses))
-    preds = {m: np.load(run_dir / "models" / m / "pred_ab.npy") for m in done}
-    samples_figure(run_dir / "samples.png", splits, preds, cfg.report.samples)
+    preds = {m: run.model(m).predictions() for m in done}
+    samples_figure(run.path / "samples.png", splits, preds, cfg.report.samples)
     return summary

@@ -1,0 +1,191 @@
+"""The run directory: the one owner of its layout and of every read and write of its files.
+
+Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
+
+    config.yaml          the resolved config         environment.json   versions, device, git
+    data_report.json     counts, skipped files, split
+    timings.json         wall-clock seconds of each phase (setup, data, each model's fit and
+                         scoring, tables, report)
+    test_lab.npy         the test images in Lab at the evaluation size (N, E, E, 3)
+    models/<model>/      status.json (with ``compute``: FLOPs and rates of a learned model,
+                         see :mod:`harness.train.flops`), log.txt, loss.csv, checkpoints/,
+                         weights/, pred_ab.npy (test predictions), scores.npz and
+                         unavailable.json (per-image metric rows)
+    per_image.csv  summary.csv  table.md  samples.png
+    study/               the human-study kit's items and the imported votes
+
+``table.md`` holds the comparison table and, after ``harness study import``, a human-study
+section; :func:`write_table` is its only writer and keeps whichever part it is not given.
+``harness run`` writes a run directory, ``--resume`` continues it; ``harness report``,
+``harness compare``, ``harness study`` and ``harness colorize`` read it through this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.atomic import write_json, write_text, write_with
+
+#: Columns of summary.csv, one row per (model, metric).
+SUMMARY_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "n", "p_vs_ref",
+                   "significant", "direction", "unit", "granularity", "status", "note"]
+
+#: The line that opens the human-study section of table.md.
+STUDY_MARKER = "<!-- human-study: written by `harness study import`; replaced on each import -->"
+
+
+def write_table(folder: Path, table: str | None = None, study: str | None = None) -> Path:
+    """Write ``folder/table.md``: the comparison ``table`` and the human-``study`` section.
+
+    Either part left None is kept from the file as it is; ``study=""`` removes the section.
+    """
+    path = Path(folder) / "table.md"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    old_table, marker, old_study = old.partition(STUDY_MARKER)
+    table = old_table if table is None else table
+    study = (marker + old_study if marker else "") if study is None else \
+        (f"{STUDY_MARKER}\n{study}" if study else "")
+    text = table.rstrip("\n") + ("\n\n" + study.strip("\n") if study else "")
+    write_text(path, text.strip("\n") + "\n")
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; {} if the file is missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class ModelDir:
+    """``models/<name>/`` of a run: status, log, loss curve, weights, predictions, scores."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+
+    status_file = property(lambda self: self.path / "status.json")
+    log_file = property(lambda self: self.path / "log.txt")
+    loss_file = property(lambda self: self.path / "loss.csv")
+    weights_dir = property(lambda self: self.path / "weights")
+    predictions_file = property(lambda self: self.path / "pred_ab.npy")
+
+    def status(self) -> dict[str, Any]:
+        """The model's status.json ({} when it has none)."""
+        return read_json(self.status_file)
+
+    @property
+    def done(self) -> bool:
+        return self.status().get("status") == "done"
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        write_json(self.status_file, status)
+
+    def write_predictions(self, ab: np.ndarray) -> None:
+        write_with(self.predictions_file, lambda p: np.save(p, ab))
+
+    def predictions(self) -> np.ndarray | None:
+        """(N, E, E, 2) ab predictions on the test images, memory-mapped, or None."""
+        try:
+            return np.load(self.predictions_file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def write_rows(self, rows: dict[str, np.ndarray | str]) -> None:
+        """Per-image metric rows: arrays to scores.npz, unavailable metrics' reasons to JSON."""
+        arrays = {k: v for k, v in rows.items() if isinstance(v, np.ndarray)}
+        write_with(self.path / "scores.npz", lambda p: np.savez(p, **arrays))
+        write_json(self.path / "unavailable.json",
+                   {k: v for k, v in rows.items() if isinstance(v, str)})
+
+    def rows(self) -> dict[str, np.ndarray | str]:
+        """The per-image metric rows :meth:`write_rows` wrote."""
+        with np.load(self.path / "scores.npz", allow_pickle=False) as npz:
+            rows: dict[str, np.ndarray | str] = {k: npz[k] for k in npz.files}
+        rows.update(json.loads((self.path / "unavailable.json").read_text(encoding="utf-8")))
+        return rows
+
+
+class RunDir:
+    """One run directory (see the module docstring for its layout)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, output_dir: Path, name: str) -> RunDir:
+        """A new, empty ``output_dir/<name>-<timestamp>[-k]``."""
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(output_dir) / f"{name}-{stamp}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = Path(output_dir) / f"{name}-{stamp}-{suffix}"
+        path.mkdir(parents=True)
+        return cls(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    config_file = property(lambda self: self.path / "config.yaml")
+    summary_file = property(lambda self: self.path / "summary.csv")
+    table_file = property(lambda self: self.path / "table.md")
+    test_lab_file = property(lambda self: self.path / "test_lab.npy")
+    study_dir = property(lambda self: self.path / "study")
+
+    @property
+    def started(self) -> bool:
+        """Whether ``harness run`` wrote this directory (it has config.yaml)."""
+        return self.config_file.is_file()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run wrote its results (config.yaml and summary.csv)."""
+        return self.started and self.summary_file.is_file()
+
+    def model(self, name: str) -> ModelDir:
+        return ModelDir(self.path / "models" / name)
+
+    def models(self) -> list[ModelDir]:
+        """Every model folder that holds a status.json, by name."""
+        root = self.path / "models"
+        return [ModelDir(p.parent) for p in sorted(root.glob("*/status.json"))]
+
+    def write_config(self, text: str) -> None:
+        write_text(self.config_file, text)
+
+    def read(self, name: str) -> dict[str, Any]:
+        """``name``.json of the run (environment, data_report, timings): {} if unreadable."""
+        return read_json(self.path / f"{name}.json")
+
+    def write(self, name: str, data: dict[str, Any]) -> None:
+        write_json(self.path / f"{name}.json", data)
+
+    def write_test_lab(self, L: np.ndarray, ab: np.ndarray) -> None:
+        write_with(self.test_lab_file,
+                   lambda p: np.save(p, np.concatenate([L[..., None], ab], axis=-1)))
+
+    def test_lab(self) -> np.ndarray | None:
+        """(N, E, E, 3) Lab test images, memory-mapped, or None when the run has none."""
+        try:
+            return np.load(self.test_lab_file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def test_names(self) -> list[str]:
+        return [str(x) for x in self.read("data_report").get("test_images") or []]
+
+    def write_frame(self, name: str, frame: Any) -> None:
+        """A pandas frame as ``name``.csv (summary, per_image)."""
+        write_with(self.path / f"{name}.csv", lambda p: frame.to_csv(p, index=False))
+
+    def write_table(self, table: str | None = None, study: str | None = None) -> Path:
+        """See :func:`write_table`."""
+        return write_table(self.path, table, study)
