@@ -11,6 +11,8 @@ from harness.hookspecs import hookimpl
 class GrayColorizer(Colorizer):
     """Predicts no colour at all (ab = 0): the input returned as a grey image."""
 
+    stateless = True
+
     def fit(self, train, val, budget, ctx) -> None:
         """Nothing to learn."""
 

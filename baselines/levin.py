@@ -152,6 +152,7 @@ class LevinColorizer(Colorizer):
     Options = LevinOptions
     #: Takes hints (see :mod:`harness.hints`); without them it predicts grey.
     takes_hints = True
+    stateless = True
 
     def fit(self, train, val, budget, ctx) -> None:
         """Nothing to learn: the method is a per-image optimisation."""

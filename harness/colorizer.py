@@ -13,7 +13,7 @@ import abc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -56,7 +56,6 @@ class FitContext:
     loss_log: LossLog
     resume: bool = False
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness"))
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -99,6 +98,9 @@ class Colorizer(abc.ABC):
     #: once per count in the config's ``hints:`` list (rows ``name@N``). Tables mark these
     #: rows as user-assisted; automatic methods (the default) never see hints.
     takes_hints: ClassVar[bool] = False
+    #: True for a method with nothing to save (a fixed rule, e.g. ``gray``), whose default
+    #: ``save`` and ``load`` then do nothing. A method that learns state overrides both.
+    stateless: ClassVar[bool] = False
 
     def __init__(self, options: PluginOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -111,11 +113,20 @@ class Colorizer(abc.ABC):
     def predict(self, L: np.ndarray) -> np.ndarray:
         """Colorize: ``L`` (N, H, W) in [0, 100] -> ab (N, H, W, 2) in Lab units."""
 
-    def save(self, directory: Path) -> None:  # noqa: B027 - optional for stateless methods
+    def save(self, directory: Path) -> None:
         """Write the trained state to ``directory`` in a safe format (no arbitrary pickles)."""
+        self._stateless_or_fail("save")
 
-    def load(self, directory: Path) -> None:  # noqa: B027 - optional for stateless methods
+    def load(self, directory: Path) -> None:
         """Read back what :meth:`save` wrote."""
+        self._stateless_or_fail("load")
+
+    def _stateless_or_fail(self, method: str) -> None:
+        if not self.stateless:
+            raise NotImplementedError(
+                f"{type(self).__name__} overrides neither save() nor load() and does not declare "
+                f"stateless = True; without them `harness colorize` could not reload the "
+                f"trained model ({method} called)")
 
     def extra_results(self, test: LabSet) -> dict[str, float]:
         """Optional figures reported beside the metrics, e.g. a class branch's test accuracy."""

@@ -31,6 +31,7 @@ class Options(PluginOptions):
 
 class Flaky(Colorizer):
     Options = Options
+    stateless = True
 
     def fit(self, train, val, budget, ctx):
         if self.options.mode == "raise":
@@ -156,3 +157,39 @@ def test_killed_run_resumes_without_redoing_finished_models(tmp_path, flaky):
     for path in run_dir.rglob("*.json"):
         json.loads(path.read_text())  # nothing half-written
     assert not list(run_dir.rglob(".*.tmp")) and "| slow |" in (run_dir / "table.md").read_text()
+
+
+def test_learned_state_without_save_fails_the_model_clearly(tmp_path, plugin_module):
+    plugin_module("forgetful_plugin", """
+        import numpy as np
+        from harness import hookimpl
+        from harness.colorizer import Colorizer
+
+        class Forgetful(Colorizer):
+            def fit(self, train, val, budget, ctx):
+                self.tint = 12.0
+
+            def predict(self, L):
+                return np.full((*L.shape, 2), self.tint, dtype=np.float32)
+
+        @hookimpl
+        def harness_register_colorizers(register):
+            register("forgetful", Forgetful, framework="numpy")
+    """)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+device: cpu
+data: {{source: demo, size: 16, eval_size: 16}}
+models: [{{plugin: gray}}, {{plugin: forgetful}}]
+metrics: [psnr]
+plugins: [forgetful_plugin]
+report: {{bootstrap: 100}}
+output_dir: {tmp_path / "results"}
+""")
+    cfg = load_config(config)
+    run_dir, code = execute(cfg, load_registry(cfg.plugins, config_dir=cfg.plugin_dir))
+    status = json.loads((run_dir / "models" / "forgetful" / "status.json").read_text())
+    assert code == 1 and status["status"] == "failed"
+    assert "stateless = True" in status["error"] and "save()" in status["error"]
+    gray = json.loads((run_dir / "models" / "gray" / "status.json").read_text())
+    assert gray["status"] == "done"

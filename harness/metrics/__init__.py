@@ -104,10 +104,6 @@ class Metric:
         """``"image"`` (mean of per-image values) or ``"dataset"``."""
         return "image" if self.aggregate is None else "dataset"
 
-    @property
-    def arrow(self) -> str:
-        return {True: "↑", False: "↓", None: ""}[self.higher_is_better]
-
     def value(self, stats: np.ndarray) -> float:
         """The metric's value from the per-image rows of ``compute``."""
         if self.aggregate is None:

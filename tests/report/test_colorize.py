@@ -109,6 +109,7 @@ class _Swirl(Colorizer):
     """ab that vary with L and position, so the upsampling and recombination are exercised."""
 
     name = "swirl"
+    stateless = True
 
     def __init__(self) -> None:
         super().__init__()
