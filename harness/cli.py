@@ -67,9 +67,23 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
         click.echo(f"Warning: plugin {failure.provider.describe()} failed to load: "
                    f"{failure.error}", err=True)
     run_dir, code = execute(cfg, registry, resume_dir)
-    click.echo(RunDir(run_dir).table_file.read_text())
-    click.echo(f"Results in {run_dir}")
+    click.echo(_compact(RunDir(run_dir), cfg))
+    click.echo(f"Results in {run_dir} (every metric with intervals: "
+               f"{RunDir(run_dir).table_file})")
     sys.exit(int(code))
+
+
+def _compact(run, cfg) -> str:
+    """The headline table of a finished run (see :mod:`harness.report.terminal`)."""
+    import pandas as pd
+
+    from harness.report.terminal import compact_table
+
+    summary = pd.read_csv(run.summary_file)
+    models = [m.label for m in cfg.models]
+    done = [m for m in models if run.model(m).done]
+    reference = cfg.report.reference or (done[0] if done else None)
+    return f"{cfg.name}\n\n" + compact_table(summary, models, cfg.report.headline, reference)
 
 
 @main.command()

@@ -91,6 +91,9 @@ class ReportConfig(_Strict):
 
     reference: str | None = Field(None, description="model the others are tested against")
     samples: int = Field(4, ge=0, description="test images in the sample grid")
+    headline: list[str] = Field(
+        default_factory=lambda: ["auc-rebalanced", "lpips-alex", "dcf", "psnr"],
+        description="metrics of the compact table harness run prints (all are in table.md)")
     bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for intervals")
     alpha: float = Field(0.05, gt=0, lt=1)
 

@@ -89,6 +89,41 @@ class LossLog:
                              if float(row["step"]) <= step]
 
 
+def _duration(seconds: float) -> str:
+    """``95`` -> ``1m35s``; ``4000`` -> ``1h06m``.
+
+    >>> _duration(95), _duration(4000), _duration(7)
+    ('1m35s', '1h06m', '7s')
+    """
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class RunProgress:
+    """Where a run is: model k of n, time elapsed, and an estimate of the time left (the mean
+    time of the models run so far, times the number left; none before the first)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.index = total, 0
+        self.start = time.monotonic()
+        self.seconds: list[float] = []
+
+    def next(self, label: str) -> str:
+        """The line announcing the next model."""
+        self.index += 1
+        elapsed = time.monotonic() - self.start
+        left = self.total - self.index + 1
+        estimate = (f"; about {_duration(left * sum(self.seconds) / len(self.seconds))} left"
+                    if self.seconds else "")
+        return (f"model {self.index}/{self.total}: {label} ({_duration(elapsed)} elapsed"
+                f"{estimate})")
+
+    def finished(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
 class Laps:
     """Wall-clock seconds of a run's phases, in order: each :meth:`lap` ends the phase that
     began at the previous one (or at creation). Written as ``timings.json``."""

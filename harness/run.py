@@ -28,7 +28,7 @@ from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
 from harness.metrics.truth import TruthStore
 from harness.plugins import Entry, Registry
-from harness.progress import Laps, LossLog, Progress
+from harness.progress import Laps, LossLog, Progress, RunProgress
 from harness.report.build import report_after_run
 from harness.report.summary import write_tables
 from harness.resize import resize_ab, resize_l
@@ -217,14 +217,19 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     laps.lap("data")
 
     statuses = {}
+    overall = RunProgress(len(models))
     for model in models:
         previous = run.model(model.label).status()
+        line = overall.next(model.label)
         if resume and previous.get("status") == "done":
-            log.info("%s: finished in the earlier run, skipped", model.label)
+            log.info("%s: finished in the earlier run, skipped", line)
             statuses[model.label] = previous
             continue
+        log.info(line)
+        started = time.monotonic()
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run,
                                           device, resume=resume and bool(previous))
+        overall.finished(time.monotonic() - started)
         # A fitted model (Keras's above all) lingers in reference cycles; left to the cyclic
         # collector, the last one is freed by a full collection in the middle of the report,
         # which then took several times what `harness report` takes.

@@ -176,7 +176,7 @@ output_dir: {tmp_path / "results"}
 """)
     out = cli("run", str(config), env={"PYTHONPATH": str(installed_readme_plugin)})
     assert out.returncode == 0, out.stderr
-    assert "| sepia (ref) |" in out.stdout and "mean-chroma" in out.stdout
+    assert "sepia (ref) " in out.stdout and "mean-chroma" in out.stdout
 
 
 def test_trace_env_prints_loads(cli):

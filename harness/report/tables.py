@@ -254,6 +254,16 @@ def aggregate_table(runs: Sequence[RunData], agg: pd.DataFrame) -> Table:
     return table
 
 
+def smallest_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p the exact Wilcoxon signed-rank test gives for ``n`` pairs:
+    every difference of one sign, probability 2 / 2**n.
+
+    >>> smallest_wilcoxon_p(3), smallest_wilcoxon_p(6)
+    (0.25, 0.03125)
+    """
+    return 2.0 / 2.0**n
+
+
 def legend(table: Table) -> list[str]:
     """Plain-text sentences explaining the marks of ``table`` (renderers restyle them)."""
     lines = []
@@ -267,6 +277,12 @@ def legend(table: Table) -> list[str]:
         if refs:
             lines.append(f"* differs from {' / '.join(f'`{r}`' for r in refs)} (Wilcoxon "
                          f"signed-rank on per-image values, Holm-corrected, p < {table.alpha}).")
+            fewest = min(counts) if counts else 0
+            if fewest and smallest_wilcoxon_p(fewest) >= table.alpha:
+                lines.append(f"With {fewest} test images no per-image difference can reach "
+                             f"p < {table.alpha}: the smallest two-sided Wilcoxon p is "
+                             f"2/2^{fewest} = {fmt(smallest_wilcoxon_p(fewest))}, so no * can "
+                             f"appear; at least 6 images are needed.")
     else:
         lines.append("Mean ± standard deviation across runs (n = number of runs); best mean "
                      "in bold; ↑/↓ higher/lower is better.")
