@@ -59,6 +59,7 @@ class FitContext:
 
     @property
     def checkpoint_dir(self) -> Path:
+        """``model_dir/checkpoints``, created on first use."""
         path = self.model_dir / "checkpoints"
         path.mkdir(parents=True, exist_ok=True)
         return path

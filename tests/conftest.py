@@ -56,6 +56,7 @@ def installed_readme_plugin(tmp_path_factory) -> Path:
     """
     src = tmp_path_factory.mktemp("harness-sepia")
     for name, body in readme_plugin_files().items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text(body)
     target = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",

@@ -45,6 +45,7 @@ class LabSet:
 
     @property
     def image_size(self) -> int:
+        """Side of the samples: the training crop, or the cached image's side."""
         return self.crop or self._lab.shape[1]
 
     def sample(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -55,10 +55,12 @@ class ImageBatch:
 
     @cached_property
     def rgb_pred(self) -> np.ndarray:
+        """The prediction as sRGB (N, H, W, 3) in [0, 1], clipped as a saved image would be."""
         return lab_to_rgb(np.concatenate([self.L[..., None], self.ab_pred], axis=-1))
 
     @cached_property
     def rgb_true(self) -> np.ndarray:
+        """The ground truth as sRGB (N, H, W, 3) in [0, 1], computed once per context."""
         return self.from_truth("rgb", lambda: lab_to_rgb(
             np.concatenate([self.L[..., None], self.ab_true], axis=-1)))
 

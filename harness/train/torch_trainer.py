@@ -79,8 +79,9 @@ class TorchColorizer(Colorizer):
 
     @abc.abstractmethod
     def loss(self, outputs: Any, batch: dict[str, Tensor]) -> Tensor:
-        """The scalar training loss; ``batch`` holds ``L`` (B, 1, H, W), ``ab`` (B, 2, H, W)
-        and ``label`` (B,) on the training device."""
+        """The scalar training loss. ``batch`` is a dict of tensors on the training device:
+        ``L`` (B, 1, H, W) raw lightness in [0, 100], ``ab`` (B, 2, H, W) in Lab units and
+        ``label`` (B,) class indices (-1 where unlabelled)."""
 
     @abc.abstractmethod
     def decode(self, outputs: Any) -> Tensor:
