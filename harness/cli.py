@@ -53,6 +53,7 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
     Example: harness run configs/all.yaml --set budget.steps=50
     """
     from harness.config import load_config
+    from harness.data.loader import check_source
     from harness.errors import ConfigError
     from harness.plugins import get_plugin_manager
     from harness.run import execute
@@ -65,6 +66,7 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
     for failure in registry.failures:
         click.echo(f"Warning: plugin {failure.provider.describe()} failed to load: "
                    f"{failure.error}", err=True)
+    check_source(cfg.data, registry)  # before the run directory exists
     run_dir, code = execute(cfg, registry, resume_dir)
     click.echo((run_dir / "table.md").read_text())
     click.echo(f"Results in {run_dir}")
