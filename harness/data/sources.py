@@ -50,8 +50,8 @@ def _walk(root: Path) -> tuple[list[Path], dict[Path, str]]:
     """Every entry under ``root`` that is not a folder, and the folders that cannot be searched.
 
     Symlinked folders are followed, each real folder once (real folders before links at each
-    level): a link back to a folder already searched (a loop such as ``ln -s . loop``) is
-    returned with the reason instead.
+    level). A link to a folder that holds it (a loop such as ``ln -s . loop`` or ``..``) and a
+    second way into a folder already searched are returned with the reason instead.
     """
     entries: list[Path] = []
     problems: dict[Path, str] = {}
@@ -66,18 +66,18 @@ def _walk(root: Path) -> tuple[list[Path], dict[Path, str]]:
         for name in sorted(dirs, key=lambda n: (os.path.islink(os.path.join(top, n)), n)):
             path = Path(top, name)
             try:
-                st = path.stat()
+                real, st = path.resolve(strict=True), path.stat()
             except OSError as exc:  # removed or replaced while listing
                 problems[path] = f"cannot list this folder: {exc.strerror or exc}"
                 continue
+            if path.is_symlink() and Path(top).resolve().is_relative_to(real):
+                problems[path] = f"symlink loop: leads back to {real}, which holds it; not searched"
+                continue
             first = seen.setdefault((st.st_dev, st.st_ino), path)
-            if first == path:
-                keep.append(name)
-            elif path.is_relative_to(first):
-                problems[path] = (f"symlink loop: leads back to {first}, which holds it; "
-                                  f"not searched again")
-            else:
+            if first != path:
                 problems[path] = f"the same folder as {first}, already searched; not again"
+            else:
+                keep.append(name)
         dirs[:] = keep
         entries.extend(Path(top, name) for name in files)
     return entries, problems

@@ -193,6 +193,7 @@ def test_special_entries_are_listed_as_skipped_with_their_reason(tmp_path, helpe
     os.symlink(".", root / "loop")
     (root / "sub").mkdir()
     os.symlink("..", root / "sub" / "up")
+    os.symlink("../..", root / "sub" / "top")  # above the data folder: its siblings stay out
     os.mkfifo(root / "pipe.jpg")
     os.mkfifo(root / "pipe")  # no image suffix: listed all the same, it is not a file
     (root / "notes.txt").write_text("a regular file without an image suffix: ignored")
@@ -203,8 +204,10 @@ def test_special_entries_are_listed_as_skipped_with_their_reason(tmp_path, helpe
         "dangling.png": f"dangling symlink (its target {root / 'gone.png'} does not exist)",
         "loop_a.png": "symlink loop (the link leads back to itself)",
         "loop_b.png": "symlink loop (the link leads back to itself)",
-        "loop": f"symlink loop: leads back to {root}, which holds it; not searched again",
-        "sub/up": f"symlink loop: leads back to {root}, which holds it; not searched again",
+        "loop": f"symlink loop: leads back to {root.resolve()}, which holds it; not searched",
+        "sub/up": f"symlink loop: leads back to {root.resolve()}, which holds it; not searched",
+        "sub/top": f"symlink loop: leads back to {tmp_path.resolve()}, which holds it; "
+                   f"not searched",
         "linked_again": f"the same folder as {root / 'linked'}, already searched; not again",
         "pipe.jpg": "a FIFO (named pipe), not a regular file",
         "pipe": "a FIFO (named pipe), not a regular file",
