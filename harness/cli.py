@@ -53,6 +53,7 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
     Example: harness run configs/all.yaml --set budget.steps=50
     """
     from harness.config import load_config
+    from harness.data.loader import check_source
     from harness.errors import ConfigError
     from harness.plugins import load_registry
     from harness.run import execute
@@ -66,6 +67,7 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
     for failure in registry.failures:
         click.echo(f"Warning: plugin {failure.provider.describe()} failed to load: "
                    f"{failure.error}", err=True)
+    check_source(cfg.data, registry)  # before the run directory exists
     run_dir, code = execute(cfg, registry, resume_dir)
     click.echo(_compact(RunDir(run_dir), cfg))
     click.echo(f"Results in {run_dir} (every metric with intervals: "

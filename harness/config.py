@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from harness import limits
 from harness.colorizer import Budget
 from harness.errors import ConfigError
 
@@ -53,14 +62,45 @@ class DataConfig(_Strict):
     grey_chroma: float = Field(5.0, ge=0, description="images with no pixel above it are grey")
     include_grey: bool = False
     max_images: int | None = Field(None, ge=2)
+    max_pixels: int = Field(
+        limits.DEFAULT_MAX_PIXELS, ge=64,
+        description="images with more pixels are skipped, judged from the header before decoding")
     cache_dir: Path | None = None
     workers: int = Field(2, ge=1)
     options: dict[str, Any] = Field(default_factory=dict, description="for third-party sources")
+
+    @field_validator("size", "eval_size")
+    @classmethod
+    def _side(cls, value: int | None) -> int | None:
+        if value is not None and value > limits.MAX_SIDE:
+            raise ValueError(f"must be <= {limits.MAX_SIDE}: {limits.SIDE_REASON}")
+        return value
+
+    @field_validator("train_scale")
+    @classmethod
+    def _train_side(cls, value: float, info: ValidationInfo) -> float:
+        size = info.data.get("size")
+        if size is not None and round(size * value) > limits.MAX_SIDE:
+            raise ValueError(f"size x train_scale = {size} x {value} must be <= "
+                             f"{limits.MAX_SIDE}: {limits.SIDE_REASON}")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if value > limits.MAX_WORKERS:
+            raise ValueError(f"must be <= {limits.MAX_WORKERS}: {limits.WORKERS_REASON}")
+        return value
 
     @model_validator(mode="after")
     def _sizes(self) -> DataConfig:
         if self.eval_size is not None and self.eval_size < self.size:
             raise ValueError(f"eval_size ({self.eval_size}) must be >= size ({self.size})")
+        if not self.include_grey and self.grey_chroma >= _max_srgb_chroma():
+            raise ValueError(f"grey_chroma = {self.grey_chroma} would exclude every image as "
+                             f"grey: no sRGB colour has a chroma above "
+                             f"{_max_srgb_chroma():.1f} (pure blue); lower it or set "
+                             f"include_grey: true")
         return self
 
     @property
@@ -71,6 +111,16 @@ class DataConfig(_Strict):
     def train_size(self) -> int:
         """Side of the training images the random ``size`` crops are drawn from."""
         return max(self.size, round(self.size * self.train_scale))
+
+
+def _max_srgb_chroma() -> float:
+    """The largest chroma of any sRGB colour: pure blue's (the maximum over the gamut)."""
+    import numpy as np
+
+    from harness.color import rgb_to_lab
+
+    lab = rgb_to_lab(np.array([[[0.0, 0.0, 1.0]]], dtype=np.float32))[0, 0]
+    return float(np.hypot(lab[1], lab[2]))
 
 
 class ModelConfig(_Strict):
@@ -97,6 +147,13 @@ class ReportConfig(_Strict):
     bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for intervals")
     alpha: float = Field(0.05, gt=0, lt=1)
 
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: int) -> int:
+        if value > limits.MAX_BOOTSTRAP:
+            raise ValueError(f"must be <= {limits.MAX_BOOTSTRAP}: {limits.BOOTSTRAP_REASON}")
+        return value
+
 
 class ThreadsConfig(_Strict):
     """Intra-op threads per framework and OpenMP's wait policy (see :mod:`harness.threads`).
@@ -110,6 +167,13 @@ class ThreadsConfig(_Strict):
     tensorflow: int | None = Field(None, ge=1, description="TensorFlow intra-op threads")
     omp_wait_policy: Literal["active", "passive"] | None = Field(
         None, description="passive: idle OpenMP threads sleep instead of spinning")
+
+    @field_validator("torch", "tensorflow")
+    @classmethod
+    def _threads(cls, value: int | None) -> int | None:
+        if value is not None and value > limits.MAX_THREADS:
+            raise ValueError(f"must be <= {limits.MAX_THREADS}: {limits.THREADS_REASON}")
+        return value
 
     def apply(self) -> None:
         """Make these the process's thread settings (:func:`harness.threads.choose`)."""
@@ -136,6 +200,14 @@ class RunConfig(_Strict):
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
     output_dir: Path = Path("results")
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        if not 0 <= value <= limits.MAX_SEED:
+            raise ValueError(f"expected an integer from 0 to {limits.MAX_SEED} (2**32 - 1): "
+                             f"NumPy's and Keras's seeding take 32-bit unsigned seeds")
+        return value
+
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
@@ -152,6 +224,9 @@ class RunConfig(_Strict):
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; give each a 'name' ({', '.join(dupes)})")
+        if self.report.reference is not None and self.report.reference not in labels:
+            raise ValueError(f"report.reference = {self.report.reference!r} is not a model of "
+                             f"this config (models: {', '.join(labels)})")
         return self
 
     def budget_for(self, model: ModelConfig) -> Budget:
@@ -206,8 +281,12 @@ def describe_validation_error(
     elif err["type"] == "missing":
         msg = f"{source}: '{where}' is required but missing."
     else:
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        msg = f"{source}: '{where}' = {shown} is invalid: {err['msg']}."
+        # A validator's own message already says what is wrong; pydantic prefixes its kind.
+        text = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+        if isinstance(value, dict):  # a check across keys: its message names them
+            msg = f"{source}: {text}." if not loc else f"{source}: '{where}': {text}."
+        else:
+            msg = f"{source}: '{where}' = {value!r} is invalid: {text}."
     more = len(exc.errors()) - 1
     return msg + (f" ({more} more problem{'s' * (more > 1)} after this one.)" if more else "")
 
@@ -247,13 +326,30 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any, text: str)
             raise ConfigError(f"--set {text!r}: '{'.'.join(path[:i])}' is not a mapping or list")
 
 
+def _read_config_text(path: Path) -> str:
+    """The file's text; a ConfigError when it is not a regular file of UTF-8 text of sane size."""
+    if path.exists() and not path.is_file():  # a folder; a FIFO or device would block
+        raise ConfigError(f"{path}: not a regular file; a config is a YAML text file")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limits.MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    if len(raw) > limits.MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {limits.MAX_CONFIG_BYTES >> 20} MiB; a run "
+                          f"config is a YAML text file of a few kB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is "
+                          f"0x{raw[exc.start]:02x}, not UTF-8); a config is YAML text, "
+                          f"e.g. configs/smoke.yaml") from None
+
+
 def load_config(path: Path | str, overrides: list[str] = ()) -> RunConfig:
     """Read, override and validate a run config; every user error is a :class:`ConfigError`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    text = _read_config_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

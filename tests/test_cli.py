@@ -53,3 +53,24 @@ def test_plugins_lists_builtins_with_distribution(cli):
     assert "colorizer" in line and "colorization-harness" in line
     rows = json.loads(cli("plugins", "--json").stdout)
     assert {"demo", "folder", "psnr", "gray"} <= {r["name"] for r in rows}
+
+
+def test_bad_input_exits_2_naming_it_before_any_run_directory(tmp_path, cli):
+    """Binary config, out-of-range seed, oversized image size, unknown source: exit 2, one
+    paragraph naming the file or key, and no stub run directory left behind."""
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    config = tmp_path / "ok.yaml"
+    config.write_text(f"models: [{{plugin: gray}}]\noutput_dir: {tmp_path}/results\n")
+    cases = [((str(binary),), f"{binary}: not a text file"),
+             ((str(config), "--set", "seed=-1"), "'seed' = -1 is invalid: expected an integer "
+                                                 "from 0 to 4294967295"),
+             ((str(config), "--set", "data.size=100000"),
+              "'data.size' = 100000 is invalid: must be <= 2048: the Lab cache"),
+             ((str(config), "--set", "data.source=nope"),
+              "data.source: unknown dataset 'nope'; available:")]
+    for args, message in cases:
+        out = cli("run", *args)
+        assert out.returncode == ExitCode.USAGE, out.stderr
+        assert "Traceback" not in out.stderr and message in out.stderr, out.stderr
+        assert not (tmp_path / "results").exists()

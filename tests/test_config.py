@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from harness import limits
 from harness.config import load_config
 from harness.errors import ConfigError
 from harness.plugins import load_registry
@@ -103,3 +105,134 @@ def test_shipped_configs_validate_with_their_plugins(path):
     registry = load_registry(cfg.plugins)
     assert len(resolve_models(cfg, registry)) == len(cfg.models)
     assert resolve_metrics(cfg, registry)
+
+
+def test_binary_config_names_the_file(tmp_path):
+    path = tmp_path / "photo.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    with pytest.raises(ConfigError, match=rf"{path}: not a text file \(byte \d+ is 0x[0-9a-f]+"):
+        load_config(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_fifo_folder_or_huge_config_is_refused_without_reading_it(tmp_path):
+    os.mkfifo(tmp_path / "pipe.yaml")  # opening it for reading would block
+    for path in (tmp_path / "pipe.yaml", tmp_path):
+        with pytest.raises(ConfigError, match=f"{path}: not a regular file"):
+            load_config(path)
+    big = tmp_path / "big.yaml"
+    big.write_text("models: [{plugin: gray}]\n" + "# padding\n" * (limits.MAX_CONFIG_BYTES // 10))
+    with pytest.raises(ConfigError, match="larger than 1 MiB"):
+        load_config(big)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seed_out_of_range_names_key_and_range(tmp_path, seed):
+    path = write(tmp_path, f"models: [{{plugin: gray}}]\nseed: {seed}\n")
+    with pytest.raises(ConfigError, match=rf"'seed' = {seed} is invalid: expected an integer "
+                                          rf"from 0 to 4294967295"):
+        load_config(path)
+    assert load_config(path, [f"seed={limits.MAX_SEED}"]).seed == limits.MAX_SEED
+
+
+#: A value far beyond any machine, for every numeric key; each must be refused with its bound
+#: and reason, unless listed in UNBOUNDED with why a huge value cannot fail later.
+HUGE = 10**12
+UNBOUNDED = {
+    "budget.epochs": "a long budget is a long run, stopped by any other limit; nothing fails",
+    "budget.steps": "likewise",
+    "budget.minutes": "likewise",
+    "data.max_images": "a cap on the images used; larger than the source is no cap",
+    "data.max_pixels": "the user's explicit allowance for large images",
+    "report.samples": "capped at the test set's size",
+}
+#: Reason words each bounded key's message must contain.
+BOUNDED = {
+    "seed": "32-bit", "data.size": "12 bytes a pixel", "data.eval_size": "12 bytes a pixel",
+    "data.train_scale": "size x train_scale", "data.workers": "decode thread",
+    "data.grey_chroma": "exclude every image", "data.test_fraction": "less than 1",
+    "data.val_fraction": "less than 1", "report.bootstrap": "vectorised bootstrap",
+    "report.alpha": "less than 1", "threads.torch": "OpenMP", "threads.tensorflow": "OpenMP",
+}
+
+
+def _numeric_keys(model, prefix=""):
+    from harness.config import _submodel
+
+    for name, field in model.model_fields.items():
+        sub = _submodel(field.annotation)
+        if sub is not None and name != "models":
+            yield from _numeric_keys(sub, f"{prefix}{name}.")
+        elif any(t in (int, float) for t in (field.annotation, *getattr(field.annotation,
+                                                                       "__args__", ()))):
+            yield prefix + name
+
+
+def test_every_numeric_config_value_is_bounded_or_cannot_fail_later(tmp_path):
+    """The class of `data.size: 100000`: a value that validates but runs out of memory later."""
+    from harness.config import RunConfig
+
+    keys = set(_numeric_keys(RunConfig))
+    assert keys == set(UNBOUNDED) | set(BOUNDED), "decide a bound for each new numeric key"
+    path = write(tmp_path, "models: [{plugin: gray}]\n")
+    for key in sorted(keys):
+        if key in UNBOUNDED:
+            load_config(path, [f"{key}={HUGE}"])
+            continue
+        with pytest.raises(ConfigError) as err:
+            load_config(path, [f"{key}={HUGE}"])
+        msg = str(err.value)
+        assert key.split(".")[-1] in msg and BOUNDED[key] in msg, msg
+
+
+@pytest.mark.parametrize("key,bound", [("data.size", limits.MAX_SIDE),
+                                       ("data.eval_size", limits.MAX_SIDE),
+                                       ("data.workers", limits.MAX_WORKERS),
+                                       ("report.bootstrap", limits.MAX_BOOTSTRAP),
+                                       ("threads.torch", limits.MAX_THREADS)])
+def test_bounds_are_inclusive(tmp_path, key, bound):
+    path = write(tmp_path, "models: [{plugin: gray}]\ndata: {size: 8}\n")
+    load_config(path, [f"{key}={bound}"])
+    with pytest.raises(ConfigError, match=rf"must be <= {bound}: "):
+        load_config(path, [f"{key}={bound + 8}"])
+
+
+def test_training_options_bound_batch_and_loader_workers(tmp_path):
+    """The shared trainers' size-like options, checked with the model's other options."""
+    from harness.train.options import TrainOptions
+
+    TrainOptions(batch_size=limits.MAX_BATCH, num_workers=limits.MAX_LOADER_WORKERS)
+    for key, reason in (("batch_size", "stacked in memory"), ("num_workers", "process")):
+        with pytest.raises(ValueError, match=rf"must be <= \d+: .*{reason}"):
+            TrainOptions(**{key: HUGE})
+    path = write(tmp_path, "models: [{plugin: zhang, options: {batch_size: 100000}}]\n")
+    cfg = load_config(path)
+    with pytest.raises(ConfigError, match=r"models\[0\]\.options\.batch_size' = 100000 .*<= 4096"):
+        resolve_models(cfg, get_plugin_manager(cfg.plugins))
+
+
+def test_unknown_reference_model_is_refused(tmp_path):
+    path = write(tmp_path, "models: [{plugin: gray}, {plugin: mean-prior}]\n"
+                           "report: {reference: zhang}\n")
+    with pytest.raises(ConfigError, match=r"report.reference = 'zhang' is not a model of this "
+                                          r"config \(models: gray, mean-prior\)"):
+        load_config(path)
+
+
+def test_max_srgb_chroma_is_the_gamut_maximum():
+    """grey_chroma's bound: no colour on the sRGB cube's surface (where chroma peaks) beats it."""
+    import numpy as np
+
+    from harness.color import rgb_to_lab
+    from harness.config import _max_srgb_chroma
+
+    g = np.linspace(0, 1, 64, dtype=np.float32)
+    a, b = np.meshgrid(g, g)
+    faces = []
+    for axis in range(3):
+        for v in (0.0, 1.0):
+            planes = [a, b]
+            planes.insert(axis, np.full_like(a, v))
+            faces.append(np.stack(planes, -1))
+    lab = rgb_to_lab(np.concatenate(faces))
+    assert np.hypot(lab[..., 1], lab[..., 2]).max() <= _max_srgb_chroma() + 1e-3

@@ -12,7 +12,7 @@ from harness.config import DataConfig
 from harness.data.cache import build_cache, default_cache_root
 from harness.data.dataset import LabSet, split_groups
 from harness.data.sources import ImageSource
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError, PluginError
 from harness.plugins import Registry
 from harness.progress import Progress
 
@@ -29,6 +29,17 @@ class Splits:
     report: dict[str, Any] = field(default_factory=dict)
     #: The images used (decoded, not excluded as grey), in cache order.
     sources: list[ImageSource] = field(default_factory=list)
+
+
+def check_source(cfg: DataConfig, registry: Registry) -> None:
+    """Fail now, as a ConfigError naming the key, if ``data.source`` is not registered or
+    ``data.path`` does not exist: both would otherwise fail only after the run started."""
+    try:
+        registry.get("dataset", cfg.source)
+    except PluginError as exc:
+        raise ConfigError(f"data.source: {exc}") from None
+    if cfg.path is not None and not cfg.path.expanduser().exists():
+        raise ConfigError(f"data.path: {cfg.path} does not exist")
 
 
 def list_sources(cfg: DataConfig, registry: Registry, seed: int) -> list[ImageSource]:
@@ -52,7 +63,7 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
     root = cfg.cache_dir or default_cache_root()
     with Progress(len(sources), "decoding images", unit="img") as bar:
         cache = build_cache(sources, cfg.cache_size, root, progress=bar.update,
-                            workers=cfg.workers)
+                            workers=cfg.workers, max_pixels=cfg.max_pixels)
     grey = [] if cfg.include_grey else [
         s.name for s, c in zip(cache.sources, cache.max_chroma) if c <= cfg.grey_chroma]
     usable = [i for i, s in enumerate(cache.sources) if s.name not in set(grey)]
@@ -61,7 +72,7 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
         "found": len(sources), "decoded": len(cache.sources), "used": len(usable),
         "skipped": cache.skipped, "grey_excluded": grey, "grey_chroma": cfg.grey_chroma,
         "cache": {"directory": str(cache.directory), "reused": cache.reused,
-                  "size": cfg.cache_size},
+                  "rebuilt": cache.rebuilt, "size": cfg.cache_size},
     }
     if len(usable) < 2:
         where = f" under {cfg.path}" if cfg.path else ""
@@ -107,14 +118,15 @@ def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
         # from the same images cached a second time at `train_size`.
         with Progress(len(sources), "decoding training images", unit="img") as bar:
             small = build_cache(sources, cfg.train_size, root, progress=bar.update,
-                                workers=cfg.workers)
+                                workers=cfg.workers, max_pixels=cfg.max_pixels)
         row = {s.name: i for i, s in enumerate(small.sources)}
         lost = [srcs[i].name for i in train_idx if srcs[i].name not in row]
         if lost:  # readable a moment ago: changed on disk while the run started
             raise DataError(f"{lost[0]}: could not be decoded again at {cfg.train_size} px "
                             f"({len(lost)} file(s) changed during loading); run again")
         train_lab, train_rows = small.lab, [row.get(s.name, -1) for s in srcs]
-        report["cache"].update(train_size=cfg.train_size, train_directory=str(small.directory))
+        report["cache"].update(train_size=cfg.train_size, train_directory=str(small.directory),
+                               train_rebuilt=small.rebuilt)
     return Splits(train=subset(train_idx, cfg.size, train_lab, train_rows), val=val,
                   test=subset(test_idx), train_full=subset(train_idx), report=report,
                   sources=srcs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ class ImageSource:
 
     ``name`` identifies it in reports; ``group`` keeps related files (a stereo pair) on one
     side of the split; ``split`` is "train" or "test" when the source fixes it, else None;
-    ``sha256`` is the file's hash when the source has verified it (else computed on demand).
+    ``sha256`` is the file's hash when the source has verified it (else computed on demand);
+    ``problem``, when set, is why the entry cannot be used (it is listed as skipped with it).
     """
 
     path: Path
@@ -36,6 +38,7 @@ class ImageSource:
     group: str | None = None
     split: str | None = None
     sha256: str | None = None
+    problem: str | None = None
 
     def digest(self) -> str:
         """The file's sha256: the verified one, else computed from its bytes."""
@@ -43,12 +46,52 @@ class ImageSource:
 
 
 
+def _walk(root: Path) -> tuple[list[Path], dict[Path, str]]:
+    """Every entry under ``root`` that is not a folder, and the folders that cannot be searched.
+
+    Symlinked folders are followed, each real folder once (real folders before links at each
+    level). A link to a folder that holds it (a loop such as ``ln -s . loop`` or ``..``) and a
+    second way into a folder already searched are returned with the reason instead.
+    """
+    entries: list[Path] = []
+    problems: dict[Path, str] = {}
+    st = root.stat()
+    seen = {(st.st_dev, st.st_ino): root}
+
+    def unreadable(exc: OSError) -> None:
+        problems[Path(exc.filename)] = f"cannot list this folder: {exc.strerror or exc}"
+
+    for top, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
+        keep = []
+        for name in sorted(dirs, key=lambda n: (os.path.islink(os.path.join(top, n)), n)):
+            path = Path(top, name)
+            try:
+                real, st = path.resolve(strict=True), path.stat()
+            except OSError as exc:  # removed or replaced while listing
+                problems[path] = f"cannot list this folder: {exc.strerror or exc}"
+                continue
+            if path.is_symlink() and Path(top).resolve().is_relative_to(real):
+                problems[path] = f"symlink loop: leads back to {real}, which holds it; not searched"
+                continue
+            first = seen.setdefault((st.st_dev, st.st_ino), path)
+            if first != path:
+                problems[path] = f"the same folder as {first}, already searched; not again"
+            else:
+                keep.append(name)
+        dirs[:] = keep
+        entries.extend(Path(top, name) for name in files)
+    return entries, problems
+
+
 def folder_source(options: Mapping[str, Any]) -> list[ImageSource]:
     """Every image file under ``path``, recursively; class sub-folders become labels.
 
     The first folder level below ``path`` (or below ``seg_train``/``seg_test``) is the class
-    label when images sit in sub-folders. Files are listed by suffix; whether they decode is
-    the loader's business, so broken files are reported, not silently dropped here.
+    label when images sit in sub-folders. Regular files are listed by suffix; whether they
+    decode is the loader's business, so broken files are reported, not silently dropped here.
+    So are, whatever their name, entries that are not regular files (dangling or looping
+    symlinks, FIFOs, sockets, devices), folders that cannot be listed, and symlinked folders
+    that lead back to one already searched: each is listed and then skipped with its reason.
     """
     raw = options.get("path")
     if not raw:
@@ -56,10 +99,13 @@ def folder_source(options: Mapping[str, Any]) -> list[ImageSource]:
     root = Path(raw).expanduser()
     if not root.is_dir():
         raise DataError(f"data.path: {root} does not exist or is not a folder")
+    entries, problems = _walk(root)
+    if root in problems:
+        raise DataError(f"data.path: {root}: {problems[root]}")
+    listed = [p for p in entries
+              if not p.is_file() or p.suffix.lower() in IMAGE_SUFFIXES] + list(problems)
     items = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
+    for path in sorted(listed):
         parts = path.relative_to(root).parts
         if len(parts) > 1 and parts[0] in UNLABELLED_FOLDERS:
             continue
@@ -68,7 +114,8 @@ def folder_source(options: Mapping[str, Any]) -> list[ImageSource]:
         if split and folders and folders[0] == parts[0]:  # seg_train/seg_train/<class>
             folders = folders[1:]
         label = folders[0] if folders else None
-        items.append(ImageSource(path, "/".join(parts), label=label, split=split))
+        items.append(ImageSource(path, "/".join(parts), label=label, split=split,
+                                 problem=problems.get(path)))
     if not items:
         raise DataError(f"data.path: no image files found under {root}")
     return items

@@ -67,8 +67,10 @@ def import_(run_dir: Path, files: tuple[Path, ...]) -> None:
     """Validate vote FILES (CSV or JSON) and add them to RUN_DIR's study results.
 
     Needs columns rater_id, item_id, answer (plausible | implausible; 2afc: a | b).
-    Bad rows are reported by file and line; good rows are kept. Re-importing a file
-    changes nothing; with no FILES the stored votes are merged into the tables again.
+    Bad rows are reported by file and line; good rows are kept. A file that cannot be used
+    at all is reported with the reason and the others are imported; the exit status is then
+    2. Re-importing a file changes nothing; with no FILES the stored votes are merged into
+    the tables again.
     Example: harness study import results/all-20261121-101500 votes-*.csv
     """
     from harness.study.stats import markdown_section
@@ -76,6 +78,9 @@ def import_(run_dir: Path, files: tuple[Path, ...]) -> None:
 
     report = import_votes(run_dir, list(files))
     for f in report.files:
+        if f.unusable:
+            click.echo(f"not imported: {f.unusable}")
+            continue
         parts = [f"{f.read} rows read", f"{f.kept} kept ({f.new} new)",
                  f"{len(f.rejected)} rejected"]
         if f.blank:
@@ -90,3 +95,7 @@ def import_(run_dir: Path, files: tuple[Path, ...]) -> None:
     click.echo(f"Stored {report.stored} votes from {report.raters} raters in "
                f"{report.votes_path}; summary.csv and table.md updated.\n")
     click.echo(markdown_section(report.studies))
+    if report.unusable:
+        raise HarnessError(f"{len(report.unusable)} of {len(report.files)} file(s) could not be "
+                           f"imported (listed above as 'not imported'); the votes of the others "
+                           f"are stored")

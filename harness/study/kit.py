@@ -141,11 +141,24 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _check_out(out: Path, manifest: Path) -> None:
-    out_abs, man_abs = out.resolve(), manifest.resolve()
-    if man_abs.is_relative_to(out_abs):
-        raise HarnessError(f"--out {out}: the manifest {manifest} would be inside the kit; "
-                           f"choose a folder outside the run's study/ folder")
+def _check_out(out: Path, run_dir: Path) -> None:
+    """Refuse a kit folder that would hold, replace or sit among the run's files it reads.
+
+    The kit is written elsewhere and swapped in as a whole, so it must not contain the run
+    (whose manifest is the key to the anonymous ids), and must stay outside ``RUN/study``,
+    where the manifest and the imported votes live, so it can be sent without them.
+    """
+    out_abs, run_abs = out.resolve(), Path(run_dir).resolve()
+    study = study_dir(run_dir)
+    if run_abs.is_relative_to(out_abs):
+        raise HarnessError(f"--out {out}: the run directory {run_dir}, with the manifest "
+                           f"{study}/manifest-*.json, would be inside the kit; choose a "
+                           f"folder outside the run's study/ folder")
+    if out_abs.is_relative_to(study.resolve()):
+        raise HarnessError(f"--out {out}: inside {study}, which holds the manifest (the key to "
+                           f"the kit's anonymous ids) and the imported votes; the kit must stay "
+                           f"outside it so that it can be sent without them, e.g. --out "
+                           f"{Path(run_dir).parent / 'study-kit'}")
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out}: exists and is not a folder")
     if (out.exists() and any(out.iterdir())
@@ -201,7 +214,7 @@ def export_kit(run_dir: Path, out: Path, design: str = "plausibility", raters: i
     if len(run.test_lab) == 0:
         raise HarnessError(f"{run_dir}: no test images")
     out, manifest_file = Path(out), manifest_path(run_dir, design)
-    _check_out(out, manifest_file)
+    _check_out(out, run_dir)
 
     rng = np.random.default_rng(seed)
     plans, notes = plan_raters(len(run.test_lab), chosen, raters, colorized, real, rng)

@@ -60,6 +60,8 @@ class FileReport:
     blank: int = 0
     rejected: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    #: Why no row of the file could be read (its other counts are then 0), else None.
+    unusable: str | None = None
 
     @property
     def kept(self) -> int:
@@ -80,12 +82,18 @@ class ImportReport:
     def kept(self) -> int:
         return sum(f.kept for f in self.files)
 
+    @property
+    def unusable(self) -> list[FileReport]:
+        return [f for f in self.files if f.unusable]
+
 
 def _header_key(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
 def _decode(path: Path) -> str:
+    if path.exists() and not path.is_file():  # a FIFO would block the read
+        raise HarnessError(f"{path}: not a regular file; a vote file is CSV or JSON text")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -123,8 +131,11 @@ def _read_csv(path: Path, text: str, report: FileReport) -> Iterator[tuple[int, 
             row = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
-            raise HarnessError(f"{path}:{start}: unreadable CSV ({exc})") from None
+        except csv.Error as exc:  # the reader goes on at the next line
+            if header is None:
+                raise HarnessError(f"{path}:{start}: unreadable CSV header ({exc})") from None
+            yield start, f"unreadable CSV row ({exc})"
+            continue
         if not any(cell.strip() for cell in row):
             if header is not None:
                 report.blank += 1
@@ -305,13 +316,21 @@ def merge_outputs(run_dir: Path, studies: list[StudyStats]) -> None:
     write_table(run_dir, study=markdown_section(studies))
 
 
+def _outputs(run_dir: Path) -> dict[Path, str]:
+    """The files an import writes, resolved: a vote file must be none of them."""
+    return {p.resolve(): p.name for p in (votes_path(run_dir), run_dir / "summary.csv",
+                                          run_dir / "table.md")}
+
+
 def import_votes(run_dir: Path, files: Sequence[Path]) -> ImportReport:
     """Validate ``files``, store the new votes, recompute the statistics and merge them.
 
     With no ``files`` the stored votes are merged again (after the run's tables were
-    rewritten, e.g. by ``--resume``). Nothing is written when a file cannot be used at all
-    (HarnessError); otherwise good rows are kept and each bad one is reported with its file
-    and line.
+    rewritten, e.g. by ``--resume``). A file that cannot be used at all (unreadable, not
+    UTF-8, not valid JSON, missing a required column, or one of the files this import writes)
+    is reported with its reason in its :class:`FileReport` and the other files are imported;
+    when no file is usable, nothing is written (HarnessError). Good rows are kept and each bad
+    one is reported with its file and line.
     """
     run_dir = Path(run_dir)
     if not RunDir(run_dir).test_lab_file.exists() and not study_dir(run_dir).exists():
@@ -320,10 +339,21 @@ def import_votes(run_dir: Path, files: Sequence[Path]) -> ImportReport:
     if not items:
         raise HarnessError(f"{run_dir}: no study manifest in {study_dir(run_dir)}; export a "
                            f"kit first (harness study export {run_dir} --out DIR)")
-    parsed = []
+    parsed, outputs = [], _outputs(run_dir)
     for path in files:
         report = FileReport(str(path))
-        parsed.append((report, read_rows(Path(path), report)))
+        try:
+            if Path(path).resolve() in outputs:
+                raise HarnessError(f"{path}: this import writes that file "
+                                   f"({outputs[Path(path).resolve()]}); give the raters' "
+                                   f"vote files")
+            rows = read_rows(Path(path), report)
+        except HarnessError as exc:
+            report = FileReport(str(path), unusable=str(exc))
+            rows = []
+        parsed.append((report, rows))
+    if files and all(r.unusable for r, _ in parsed):
+        raise HarnessError("; ".join(r.unusable for r, _ in parsed))
 
     stored = load_votes(run_dir)
     seen = {(v["rater_id"], v["item_id"]): v for v in stored}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from harness import limits
 from harness.colorizer import PluginOptions
 
 
@@ -38,6 +39,21 @@ class TrainOptions(PluginOptions):
     num_workers: int = Field(0, ge=0)
     #: bfloat16 mixed precision on a GPU; ignored elsewhere.
     amp: bool = True
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, value: int) -> int:
+        if value > limits.MAX_BATCH:
+            raise ValueError(f"must be <= {limits.MAX_BATCH}: {limits.BATCH_REASON}")
+        return value
+
+    @field_validator("num_workers")
+    @classmethod
+    def _loader_workers(cls, value: int) -> int:
+        if value > limits.MAX_LOADER_WORKERS:
+            raise ValueError(f"must be <= {limits.MAX_LOADER_WORKERS}: "
+                             f"{limits.LOADER_WORKERS_REASON}")
+        return value
 
     @model_validator(mode="after")
     def _milestones(self) -> TrainOptions:

@@ -47,15 +47,27 @@ def quadrants(h: int = 40, w: int = 48) -> np.ndarray:
     return out
 
 
-def _write_png(path: Path, w: int, h: int, depth: int, colour_type: int, rows: bytes) -> Path:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data)
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
+
+def _write_png(path: Path, w: int, h: int, depth: int, colour_type: int, rows: bytes,
+               compressed: bytes | None = None) -> Path:
     header = struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+                     + _chunk(b"IDAT", compressed or zlib.compress(rows)) + _chunk(b"IEND", b""))
     return path
+
+
+def write_flat_png(path: Path, w: int, h: int, colour: int | tuple[int, int, int]) -> Path:
+    """A valid 8-bit PNG of one grey level or RGB colour, compressed row by row: a few hundred
+    kB at 12000 x 12000 pixels."""
+    rgb = isinstance(colour, tuple)
+    row = b"\0" + (bytes(colour) if rgb else bytes([colour])) * w
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(h)) + packer.flush()
+    return _write_png(path, w, h, 8, 2 if rgb else 0, b"", compressed=data)
 
 
 def write_png_raw(path: Path, pixels: np.ndarray, colour_type: int) -> Path:
@@ -183,6 +195,7 @@ def helpers():
         quadrants = staticmethod(quadrants)
         write_png_raw = staticmethod(write_png_raw)
         write_bomb_png = staticmethod(write_bomb_png)
+        write_flat_png = staticmethod(write_flat_png)
         with_exif_orientation = staticmethod(with_exif_orientation)
 
     return _Helpers

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from harness.data.cache import POLICY, build_cache
 from harness.data.decode import load_rgb
 from harness.data.loader import load_splits
 from harness.data.sources import folder_source
+from harness.errors import DataError
 
 
 def _counting_load_rgb(monkeypatch, fail_on: int | None = None, exc: type = KeyboardInterrupt):
@@ -26,20 +28,20 @@ def _counting_load_rgb(monkeypatch, fail_on: int | None = None, exc: type = Keyb
     calls = []
     lock = threading.Lock()
 
-    def fake(path, size):
+    def fake(path, size, **kwargs):
         with lock:
             calls.append(Path(path).name)
             n = len(calls)
         if fail_on is not None and n == fail_on:
             raise exc(f"interrupted on file {n}")
-        return load_rgb(path, size)
+        return load_rgb(path, size, **kwargs)
 
     monkeypatch.setattr(cache_mod, "load_rgb", fake)
     return calls
 
 
 def _forbid_decoding(monkeypatch):
-    def fail(path, size):
+    def fail(path, size, **kwargs):
         raise AssertionError(f"decoded {path} although the cache should be reused")
 
     monkeypatch.setattr(cache_mod, "load_rgb", fail)
@@ -146,11 +148,11 @@ import harness.data.cache as cache_mod
 from harness.data.sources import folder_source
 
 real, calls = cache_mod.load_rgb, []
-def fake(path, size):
+def fake(path, size, **kwargs):
     calls.append(path)
     if len(calls) == 3:
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(path, size)
+    return real(path, size, **kwargs)
 cache_mod.load_rgb = fake
 cache_mod.build_cache(folder_source({"path": sys.argv[1]}), 16, Path(sys.argv[2]), workers=1)
 """
@@ -170,6 +172,108 @@ def test_killed_process_leaves_no_cache_a_later_run_would_read(photo_folder, tmp
     calls = _counting_load_rgb(monkeypatch)
     cache = build_cache(folder_source({"path": folder}), 16, root)
     assert cache.reused is False and len(calls) == 5 and cache.lab.shape[0] == 5
+    # the next build removed the dead build's temporary folder
+    assert [p.name for p in root.iterdir()] == [cache.directory.name]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_only_dead_builds_temporary_folders_are_removed(photo_folder, tmp_path):
+    """A concurrent live build's folder stays: liveness by process id on this host, age else."""
+    root = tmp_path / "cache"
+    root.mkdir()
+    host = cache_mod._host()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folders = {
+            "dead": f".lab-16-tmp-{_dead_pid()}-{host}-abcd1234",
+            "live": f".lab-16-tmp-{live.pid}-{host}-abcd1234",
+            "mine": f".lab-16-tmp-{os.getpid()}-{host}-abcd1234",
+            "other_host_recent": f".lab-16-tmp-{_dead_pid()}-elsewhere{host}-abcd1234",
+            "other_host_old": f".lab-16-tmp-{_dead_pid()}-elsewhere{host}-efgh5678",
+            "old_style_recent": ".lab-16-k2j4h5g6",
+            "old_style_old": ".lab-16-a1b2c3d4",
+            "unrelated": ".lab-notes",
+        }
+        for name in folders.values():
+            (root / name).mkdir()
+        week = time.time() - cache_mod.STALE_AFTER - 60
+        for key in ("other_host_old", "old_style_old"):
+            os.utime(root / folders[key], (week, week))
+        build_cache(folder_source({"path": photo_folder(2)}), 16, root)
+    finally:
+        live.kill()
+        live.wait()
+    left = {p.name for p in root.iterdir() if p.name.startswith(".")}
+    assert left == {folders[k] for k in ("live", "mine", "other_host_recent",
+                                         "old_style_recent", "unrelated")}
+
+
+def _corrupt(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "garbage":
+        path.write_bytes(os.urandom(len(data)))
+    elif how == "missing":
+        path.unlink()
+    elif how == "other shape":  # well-formed, but not what the index lists
+        if path.suffix == ".npy":
+            np.save(path, np.zeros((1, 16, 16, 3), np.float32))
+        else:
+            index = json.loads(data)
+            path.write_text(json.dumps({**index, "max_chroma": index["max_chroma"][1:]}))
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "garbage", "missing", "other shape"])
+@pytest.mark.parametrize("name", ["lab.npy", "index.json"])
+def test_corrupt_entry_is_named_and_rebuilt(photo_folder, tmp_path, registry, make_cfg,
+                                            monkeypatch, caplog, name, how):
+    cfg = make_cfg(photo_folder(4))
+    first = load_splits(cfg, registry, seed=0)
+    directory = Path(first.report["cache"]["directory"])
+    expected_ab, expected_skipped = first.test.arrays()[1].copy(), first.report["skipped"]
+    del first  # its memory map must not see the file truncated under it (SIGBUS)
+    _corrupt(directory / name, how)
+
+    calls = _counting_load_rgb(monkeypatch)
+    with caplog.at_level("WARNING", logger="harness.data.cache"):
+        second = load_splits(cfg, registry, seed=0)
+    assert len(calls) == 4  # decoded again, not read from the corrupt files
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"{directory / name}: ") and message.endswith(": rebuilding")
+    assert second.report["cache"]["rebuilt"] == message.removesuffix(": rebuilding")
+    assert second.report["cache"]["reused"] is False
+    np.testing.assert_array_equal(second.test.arrays()[1], expected_ab)
+    assert second.report["skipped"] == expected_skipped
+    assert load_splits(cfg, registry, seed=0).report["cache"]["reused"] is True
+
+
+def test_pixel_limit_skips_from_the_header_and_keys_the_cache(photo_folder, tmp_path, registry,
+                                                              make_cfg, helpers):
+    folder = photo_folder(3)
+    helpers.write_flat_png(folder / "wide.png", 120, 60, (200, 30, 40))  # 7200 pixels
+    roomy = load_splits(make_cfg(folder, max_pixels=7200), registry, seed=0)
+    assert roomy.report["used"] == 4 and roomy.report["skipped"] == []
+    tight = load_splits(make_cfg(folder, max_pixels=7199), registry, seed=0)
+    assert tight.report["cache"]["directory"] != roomy.report["cache"]["directory"]
+    assert tight.report["skipped"] == [{
+        "file": str(folder / "wide.png"), "name": "wide.png",
+        "reason": "too large: 120x60 = 7,200 pixels, over the limit of 7,199 "
+                  "(data.max_pixels); not decoded"}]
+
+
+def test_unwritable_cache_folder_is_a_data_error_naming_it(photo_folder, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(DataError, match=rf"{blocker}: cannot write the image cache there"):
+        build_cache(folder_source({"path": photo_folder(2)}), 16, blocker)
 
 
 def test_concurrent_builder_wins_the_rename(photo_folder, tmp_path, monkeypatch):
@@ -179,12 +283,12 @@ def test_concurrent_builder_wins_the_rename(photo_folder, tmp_path, monkeypatch)
     sources = folder_source({"path": folder})
     state = {"nested": False}
 
-    def fake(path, size):
+    def fake(path, size, **kwargs):
         if not state["nested"]:
             state["nested"] = True
             monkeypatch.setattr(cache_mod, "load_rgb", load_rgb)
             build_cache(sources, 16, root, workers=1)  # the "other process"
-        return load_rgb(path, size)
+        return load_rgb(path, size, **kwargs)
 
     monkeypatch.setattr(cache_mod, "load_rgb", fake)
     cache = build_cache(sources, 16, root, workers=1)

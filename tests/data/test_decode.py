@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -210,9 +213,57 @@ def test_truncated_jpeg_cannot_be_decoded(tmp_path, helpers):
 
 
 def test_decompression_bomb_header_is_unreadable_not_a_crash(tmp_path, helpers):
-    path = helpers.write_bomb_png(tmp_path / "bomb.png")
-    with pytest.raises(UnreadableImage, match="too large"):
+    path = helpers.write_bomb_png(tmp_path / "bomb.png")  # 400 MP: past Pillow's own refusal
+    with pytest.raises(UnreadableImage, match=r"too large: 20000x20000 = 400,000,000 pixels, "
+                                              r"over the limit of 40,000,000 \(data.max_pixels"):
         load_rgb(path, 16)
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Make any pixel decoding fail the test: only headers may be read."""
+    from PIL import ImageFile
+
+    def refuse(self):
+        raise AssertionError(f"decoded {self.size} pixels")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+def test_huge_image_is_skipped_from_its_header_without_decoding(tmp_path, helpers, no_decoding):
+    """The issue's case: a 12000 x 12000 PNG of 166 kB (144 MP; Pillow would only warn)."""
+    path = helpers.write_flat_png(tmp_path / "huge.png", 12000, 12000, 128)
+    assert path.stat().st_size < 1_000_000
+    import warnings
+
+    for read in (lambda p: load_rgb(p, 16), decode_rgb, decode_l):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would raise
+            with pytest.raises(UnreadableImage, match=r"12000x12000 = 144,000,000 pixels, "
+                                                      r"over the limit of 40,000,000"):
+                read(path)
+
+
+def test_pixel_limit_is_configurable_and_inclusive(tmp_path, helpers):
+    path = helpers.write_flat_png(tmp_path / "flat.png", 100, 50, (200, 30, 40))
+    assert load_rgb(path, 16, max_pixels=5000).shape == (16, 16, 3)
+    with pytest.raises(UnreadableImage, match=r"100x50 = 5,000 pixels, over the limit of 4,999"):
+        load_rgb(path, 16, max_pixels=4999)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and symlinks")
+def test_entries_that_are_not_regular_files_are_refused_without_opening(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would block until a writer comes
+    os.symlink(tmp_path / "gone.png", tmp_path / "dangling.png")
+    os.symlink(tmp_path / "loop_b.png", tmp_path / "loop_a.png")
+    os.symlink(tmp_path / "loop_a.png", tmp_path / "loop_b.png")
+    (tmp_path / "folder.png").mkdir()
+    expected = {"pipe.png": "a FIFO (named pipe), not a regular file",
+                "dangling.png": f"dangling symlink (its target {tmp_path / 'gone.png'} does not",
+                "loop_a.png": "symlink loop", "folder.png": "a folder, not a regular file"}
+    for name, reason in expected.items():
+        with pytest.raises(UnreadableImage, match=re.escape(reason)):
+            load_rgb(tmp_path / name, 16)
 
 
 def test_tiny_image_is_unreadable(tmp_path):

@@ -78,7 +78,7 @@ def test_include_grey_keeps_grey_images(messy_folder, registry, make_cfg):
 def test_grey_threshold_is_configurable(photo_folder, registry, make_cfg):
     folder = photo_folder(4)
     with pytest.raises(DataError, match="0 usable"):
-        load_splits(make_cfg(folder, grey_chroma=500.0), registry, seed=0)
+        load_splits(make_cfg(folder, grey_chroma=130.0), registry, seed=0)
 
 
 def test_nearly_grey_photo_is_excluded_and_counted(photo_folder, registry, make_cfg):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 from pathlib import Path
 
@@ -173,3 +174,62 @@ def test_demo_images_decode_to_colour(tmp_path, registry):
     assert splits.report["skipped"] == [] and splits.report["grey_excluded"] == []
     L, ab = splits.test.arrays()
     assert L.shape[1:] == (16, 16) and np.abs(ab).max() > 10
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and symlinks")
+def test_special_entries_are_listed_as_skipped_with_their_reason(tmp_path, helpers, registry,
+                                                                 make_cfg):
+    """Dangling and looping symlinks, FIFOs and folder loops were silently ignored."""
+    root = tmp_path / "data"
+    for i in range(4):
+        _save(root / f"img{i}.png", helpers, i)
+    for i in range(2):
+        _save(tmp_path / "outside" / f"far{i}.png", helpers, 10 + i)
+    os.symlink(tmp_path / "outside", root / "linked")  # followed: its images are used
+    os.symlink(tmp_path / "outside", root / "linked_again")
+    os.symlink(root / "gone.png", root / "dangling.png")
+    os.symlink(root / "loop_b.png", root / "loop_a.png")
+    os.symlink(root / "loop_a.png", root / "loop_b.png")
+    os.symlink(".", root / "loop")
+    (root / "sub").mkdir()
+    os.symlink("..", root / "sub" / "up")
+    os.symlink("../..", root / "sub" / "top")  # above the data folder: its siblings stay out
+    os.mkfifo(root / "pipe.jpg")
+    os.mkfifo(root / "pipe")  # no image suffix: listed all the same, it is not a file
+    (root / "notes.txt").write_text("a regular file without an image suffix: ignored")
+
+    report = load_splits(make_cfg(root), registry, seed=0).report
+    skipped = {s["name"]: s["reason"] for s in report["skipped"]}
+    assert skipped == {
+        "dangling.png": f"dangling symlink (its target {root / 'gone.png'} does not exist)",
+        "loop_a.png": "symlink loop (the link leads back to itself)",
+        "loop_b.png": "symlink loop (the link leads back to itself)",
+        "loop": f"symlink loop: leads back to {root.resolve()}, which holds it; not searched",
+        "sub/up": f"symlink loop: leads back to {root.resolve()}, which holds it; not searched",
+        "sub/top": f"symlink loop: leads back to {tmp_path.resolve()}, which holds it; "
+                   f"not searched",
+        "linked_again": f"the same folder as {root / 'linked'}, already searched; not again",
+        "pipe.jpg": "a FIFO (named pipe), not a regular file",
+        "pipe": "a FIFO (named pipe), not a regular file",
+    }
+    assert all(s["file"].startswith(str(root)) for s in report["skipped"])
+    assert report["found"] == 6 + len(skipped) and report["used"] == 6
+    names = {s.name for s in folder_source({"path": root})} - set(skipped)
+    assert names == {f"img{i}.png" for i in range(4)} | {"linked/far0.png", "linked/far1.png"}
+
+
+def test_unreadable_sub_folder_is_listed_as_skipped(tmp_path, helpers, monkeypatch):
+    _save(tmp_path / "a.png", helpers, 1)
+    _save(tmp_path / "locked" / "b.png", helpers, 2)
+    real = os.scandir
+
+    def scandir(path):  # what a folder without read permission does (root reads any)
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = {s.name: s for s in folder_source({"path": tmp_path})}
+    assert set(items) == {"a.png", "locked"}
+    assert items["locked"].problem == "cannot list this folder: Permission denied"
+    assert items["a.png"].problem is None

@@ -121,16 +121,33 @@ def test_item_ids_are_stable_and_reexport_replaces_the_kit(run, tmp_path):
 
 
 @pytest.mark.parametrize("out, message", [
-    ("run/study", "would be inside the kit"),
+    ("run/study", "inside .*study, which holds the manifest"),
+    ("run/study/kit2", "inside .*study, which holds the manifest"),
+    ("run/study/../study/votes/kit", "inside .*study, which holds the manifest"),
     ("run", "would be inside the kit"),
+    (".", "would be inside the kit"),
     ("busy", "not empty and is not a study kit"),
+    ("run/test_lab.npy", "exists and is not a folder"),
+    ("run/models/zhang", "not empty and is not a study kit"),
 ])
 def test_refuses_a_kit_folder_that_would_leak_or_clobber(run, tmp_path, out, message):
+    """Outputs never overwrite inputs: the kit stays outside RUN/study and off the run's files."""
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
+    export_kit(run, tmp_path / "kit", raters=1, colorized=2, real=2)  # study/ now exists
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(HarnessError, match=message):
         export_kit(run, tmp_path / out)
-    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_cli_refuses_a_kit_inside_the_study_folder(run, tmp_path):
+    out = CliRunner().invoke(main, ["study", "export", str(run), "--out",
+                                    str(run / "study" / "kit2")])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert f"--out {run / 'study' / 'kit2'}: inside {run / 'study'}" in out.output
+    assert "so that it can be sent without them" in out.output
+    assert not (run / "study" / "kit2").exists()
 
 
 def test_models_option_and_errors(run, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,45 @@ def test_messy_file_reports_exact_lines_and_keeps_good_rows(study, tmp_path):
         ("m2", x2, "implausible", "13")]
 
 
+def test_a_huge_field_loses_only_its_row(study, tmp_path):
+    """One 300 kB field (past csv's 128 KiB field limit) sank the whole file."""
+    run, items = study
+    x1, x2 = [i for i, _ in items[("plausibility", "colorized", "zhang")][:2]]
+    path = tmp_path / "huge.csv"
+    path.write_text("rater_id,item_id,answer,comment\n"
+                    f"h1,{x1},plausible,ok\n"
+                    f"h1,{x2},plausible,{'x' * 300_000}\n"
+                    f"h2,{x2},implausible,ok\n")
+    got = import_votes(run, [path]).files[0]
+    assert (got.read, got.kept) == (3, 2) and [p.line for p in got.rejected] == [3]
+    assert "unreadable CSV row (field larger than field limit" in got.rejected[0].message
+    assert [(v["rater_id"], v["line"]) for v in load_votes(run)] == [("h1", "2"), ("h2", "4")]
+
+
+def test_one_unusable_file_does_not_stop_the_good_ones(study, tmp_path):
+    run, items = study
+    good = good_votes(items, tmp_path)
+    (tmp_path / "photo.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    (tmp_path / "cols.csv").write_text("rater,item_id,verdict\nr1,x,plausible\n")
+    files = [tmp_path / "photo.csv", good, tmp_path / "cols.csv", run / "summary.csv"]
+    report = import_votes(run, files)
+    assert [f.unusable is not None for f in report.files] == [True, False, True, True]
+    assert "photo.csv: not UTF-8 text" in report.files[0].unusable
+    assert "missing column(s) rater_id, answer" in report.files[2].unusable
+    assert "this import writes that file (summary.csv)" in report.files[3].unusable
+    assert report.files[1].new == 20 and len(load_votes(run)) == 20
+    assert "human-plausible" in (run / "summary.csv").read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs")
+def test_a_fifo_among_the_vote_files_is_refused_unread(study, tmp_path):
+    run, items = study
+    os.mkfifo(tmp_path / "pipe.csv")  # reading it would block
+    report = import_votes(run, [tmp_path / "pipe.csv", good_votes(items, tmp_path)])
+    assert "pipe.csv: not a regular file" in report.files[0].unusable
+    assert report.files[1].new == 20
+
+
 def test_import_twice_changes_nothing(study, tmp_path):
     run, items = study
     good = good_votes(items, tmp_path)
@@ -223,3 +263,11 @@ def test_cli_import_prints_report_and_table_and_exit_codes(study, tmp_path):
     missing = CliRunner().invoke(main, ["study", "import", str(run), str(tmp_path / "no.csv")])
     assert missing.exit_code == 2 and "cannot read the vote file" in missing.output
     assert "Traceback" not in missing.output
+    second = write_csv(tmp_path / "second.csv", [["r8", x1, "plausible", "", ""]])
+    mixed = CliRunner().invoke(main, ["study", "import", str(run), str(tmp_path / "no.csv"),
+                                      str(second)])
+    assert mixed.exit_code == 2, mixed.output
+    assert f"not imported: {tmp_path / 'no.csv'}: cannot read the vote file" in mixed.output
+    assert "second.csv: 1 rows read, 1 kept (1 new)" in mixed.output
+    assert "1 of 2 file(s) could not be imported" in mixed.output
+    assert ("r8", x1) in {(v["rater_id"], v["item_id"]) for v in load_votes(run)}
