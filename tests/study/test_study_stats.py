@@ -49,6 +49,16 @@ def test_wilson_seven_of_ten_matches_the_formula_and_scipy():
     assert (lo, hi) == pytest.approx((ci.low, ci.high), abs=1e-12)
 
 
+def test_wilson_other_confidence_level_matches_the_formula():
+    z90 = float(sps.norm.ppf(0.95))
+    p, n = 0.3, 20
+    centre = (p + z90**2 / (2 * n)) / (1 + z90**2 / n)
+    half = z90 / (1 + z90**2 / n) * math.sqrt(p * (1 - p) / n + z90**2 / (4 * n * n))
+    lo, hi = wilson_interval(6, 20, confidence=0.90)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    assert type(lo) is float and type(hi) is float
+
+
 def test_wilson_edges():
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(0, 10)[1] > 0
     assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(10, 10)[0] < 1
