@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
 from scipy import stats as sps
 
-from harness.study import stats
 from harness.study.stats import (
     CONTROL,
     fooling_stats,
@@ -35,10 +33,6 @@ def votes(method: str, plausible: int, total: int, raters: int = 2, kind="colori
     return [{"rater_id": f"r{i % raters}", "item_id": f"{method}-{i}", "method": method,
              "kind": kind, "answer": "plausible" if i < plausible else "implausible"}
             for i in range(total)]
-
-
-def test_doctests_pass():
-    assert doctest.testmod(stats).failed == 0
 
 
 def test_wilson_seven_of_ten_matches_the_formula_and_scipy():
