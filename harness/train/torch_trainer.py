@@ -59,8 +59,9 @@ class TorchColorizer(Colorizer):
     of tensors, which reach :meth:`loss` and :meth:`decode` in float32 whatever the autocast
     precision. State beyond the network's (a class prior, say) belongs in ``self.buffers``, a
     dict of tensors that follows the device and is saved in checkpoints and ``weights.pt``.
-    ``val`` is not used by this loop. ``fit`` trains on ``ctx.device``; a model made by
-    ``load`` sits on CUDA when there is one, else the CPU, until :meth:`to` moves it.
+    With a validation split, the loop logs :meth:`loss` on it (see :class:`Trainer`). ``fit``
+    trains on ``ctx.device``; a model made by ``load`` sits on CUDA when there is one, else
+    the CPU, until :meth:`to` moves it.
     """
 
     framework = "torch"
@@ -101,7 +102,7 @@ class TorchColorizer(Colorizer):
 
     def fit(self, train: LabSet, val: LabSet | None, budget: Budget, ctx: FitContext) -> None:
         """Train on ``train`` until ``budget`` runs out; see :class:`Trainer`."""
-        Trainer(self, train, budget, ctx).run()
+        Trainer(self, train, budget, ctx, val).run()
 
     @torch.inference_mode()
     def predict(self, L: np.ndarray) -> np.ndarray:
@@ -163,14 +164,17 @@ class Trainer:
     ``checkpoint_every`` steps and at the end, rank 0 writes ``ctx.checkpoint_dir /
     "last.pt"`` (model, optimizer, scheduler, step, RNG states, buffers) atomically and
     flushes ``ctx.loss_log``; with ``ctx.resume`` training continues from that checkpoint. A
-    NaN or infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step.
+    NaN or infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step. With
+    ``val``, every ``val_every`` steps and at the end rank 0 computes the model's loss on the
+    first ``val_batches`` batches of ``val`` (unshuffled, epoch 0: the same batches each time)
+    in eval mode without gradients, logs it and records it in the loss log's ``val_loss``.
     Allocation follows :func:`~harness.train.allocator.steady_heap`. The fit's FLOPs (counted
     over its first step) and timing end up in ``model.compute``
     (:class:`~harness.train.flops.TorchStepMeter`).
     """
 
     def __init__(self, model: TorchColorizer, train: LabSet, budget: Budget,
-                 ctx: FitContext) -> None:
+                 ctx: FitContext, val: LabSet | None = None) -> None:
         if budget.epochs is None and budget.steps is None and budget.minutes is None:
             raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
         self.options = model.options
@@ -178,6 +182,8 @@ class Trainer:
         self.stream = train.stream(self.options.batch_size, rank=distributed.rank(),
                                    world=distributed.world_size())
         self.model, self.train, self.budget, self.ctx = model, train, budget, ctx
+        self.val = val if val is not None and len(val) else None
+        self.val_step = 0  # the step of the last validation loss
         self.device = distributed.rank_device(ctx.device)
         self.main = distributed.is_main()
         limits = [budget.steps, budget.epochs and self.stream.steps_for_epochs(budget.epochs)]
@@ -221,13 +227,13 @@ class Trainer:
                 for batch in self._loader():
                     with self.meter.step(len(batch["L"]) * distributed.world_size()):
                         self._train_step(batch)
-                    if self.step % self.options.log_every == 0:
+                    if self.step % self.options.log_every == 0 or self._val_due():
                         self._log(start, progress)
                     if self.step % self.options.checkpoint_every == 0:
                         self._checkpoint(start, progress)
                     if self._done(start):
                         break
-            self._checkpoint(start, progress)
+            self._checkpoint(start, progress, final=True)
             self.model.compute = self.meter.result(time.monotonic() - start, self.model.net,
                                                    self.model._autocast())
         finally:
@@ -263,9 +269,43 @@ class Trainer:
         self.pending.append((self.step, self.stream.epoch_at(self.step - 1), loss.detach(),
                              images))
 
-    def _log(self, start: float, progress: Progress | None) -> None:
-        """Read the pending losses back (one device sync), check them, append a log row."""
+    def _val_due(self, final: bool = False) -> bool:
+        return (self.val is not None and self.main and self.step > self.val_step
+                and (final or self.step % self.options.val_every == 0))
+
+    @torch.no_grad()
+    def _val_loss(self) -> float:
+        """The model's mean loss over the fixed validation batches, in eval mode."""
+        net, opts = self.model.net, self.options
+        net.eval()
+        self.val_step = self.step
+        total, count = 0.0, 0
+        try:
+            batches = self.val.iter_batches(opts.batch_size)
+            for _, (L, ab, labels) in zip(range(opts.val_batches), batches):
+                batch = {"L": torch.from_numpy(np.ascontiguousarray(L[:, None])),
+                         "ab": torch.from_numpy(np.ascontiguousarray(ab.transpose(0, 3, 1, 2))),
+                         "label": torch.from_numpy(np.asarray(labels, dtype=np.int64))}
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                batch["L"] = batch["L"].to(memory_format=self.model._memory_format())
+                with self.model._autocast():
+                    outputs = net(batch["L"])
+                total += float(self.model.loss(_float32(outputs), batch)) * len(L)
+                count += len(L)
+        finally:
+            net.train()
+        return total / count
+
+    def _log(self, start: float, progress: Progress | None, final: bool = False) -> None:
+        """Read the pending losses back (one device sync), check them, append a log row; with
+        a validation loss due, compute it and record it on the row of this step."""
+        val_loss = self._val_loss() if self._val_due(final) else None
+        if val_loss is not None:
+            self.ctx.log.info("%s step %d: val_loss %.4g", self.ctx.model_dir.name, self.step,
+                              val_loss)
         if not self.pending:
+            if val_loss is not None:
+                self.ctx.loss_log.set_val_loss(self.step, val_loss)
             return
         losses = torch.stack([p[2] for p in self.pending]).float().cpu()
         bad = (~torch.isfinite(losses)).nonzero()
@@ -279,14 +319,14 @@ class Trainer:
         loss = losses.mean().item()
         if self.main:
             self.ctx.loss_log.append(self.step, self.pending[-1][1], loss, rate,
-                                     self.seconds + now - start)
+                                     self.seconds + now - start, val_loss)
             if progress is not None:
                 progress.update(len(self.pending), loss=loss, img_s=rate)
         self.pending.clear()
         self.last_log = now
 
-    def _checkpoint(self, start: float, progress: Progress | None) -> None:
-        self._log(start, progress)
+    def _checkpoint(self, start: float, progress: Progress | None, final: bool = False) -> None:
+        self._log(start, progress, final)
         if not self.main or self.saved_step == self.step:
             return
         self.saved_step = self.step

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
 from scipy import stats as sps
 
-from harness.study import stats
 from harness.study.stats import (
     CONTROL,
     fooling_stats,
@@ -37,16 +35,22 @@ def votes(method: str, plausible: int, total: int, raters: int = 2, kind="colori
             for i in range(total)]
 
 
-def test_doctests_pass():
-    assert doctest.testmod(stats).failed == 0
-
-
 def test_wilson_seven_of_ten_matches_the_formula_and_scipy():
     lo, hi = wilson_interval(7, 10)
     assert (lo, hi) == pytest.approx(by_formula(7, 10), abs=1e-12)
     assert (lo, hi) == pytest.approx((0.39678, 0.89221), abs=1e-5)
     ci = sps.binomtest(7, 10).proportion_ci(method="wilson")
     assert (lo, hi) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_wilson_other_confidence_level_matches_the_formula():
+    z90 = float(sps.norm.ppf(0.95))
+    p, n = 0.3, 20
+    centre = (p + z90**2 / (2 * n)) / (1 + z90**2 / n)
+    half = z90 / (1 + z90**2 / n) * math.sqrt(p * (1 - p) / n + z90**2 / (4 * n * n))
+    lo, hi = wilson_interval(6, 20, confidence=0.90)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    assert type(lo) is float and type(hi) is float
 
 
 def test_wilson_edges():

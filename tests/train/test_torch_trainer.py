@@ -24,6 +24,7 @@ from harness.train.options import TorchTrainOptions
 from harness.train.torch_trainer import (
     CHECKPOINT,
     TorchColorizer,
+    Trainer,
     lr_factor,
 )
 
@@ -234,3 +235,29 @@ def test_every_step_is_a_full_batch(tmp_path, n, batch):
     steps = math.ceil(3 * n / batch)  # three epochs of samples cut into full batches
     assert steps_logged(ctx) == list(range(1, steps + 1))
     assert model.sizes == [batch] * steps
+
+
+def test_val_loss_every_val_every_steps_and_at_the_end(tmp_path):
+    ctx = context(tmp_path)
+    tiny(val_every=5, val_batches=2).fit(lab_set(12), lab_set(6, crop=None), Budget(steps=12),
+                                          ctx)
+    val = {int(r["step"]): r["val_loss"] for r in ctx.loss_log.rows if r["val_loss"] is not None}
+    assert sorted(val) == [5, 10, 12] and all(math.isfinite(v) and v > 0 for v in val.values())
+    header, *rows = (ctx.model_dir / "loss.csv").read_text().splitlines()
+    assert header.split(",")[-1] == "val_loss"
+    assert rows[0].endswith(",") and not rows[4].endswith(",")  # empty where not computed
+
+
+def test_val_loss_is_deterministic_and_in_eval_mode(tmp_path):
+    model = tiny(val_batches=1)
+    model.fit(lab_set(8), None, Budget(steps=2), context(tmp_path))
+    trainer = Trainer(model, lab_set(8), Budget(steps=1), context(tmp_path, "t"),
+                      lab_set(6, crop=None))
+    first, second = trainer._val_loss(), trainer._val_loss()  # dropout would differ in train mode
+    assert first == second and model.net.training
+
+
+def test_no_val_loss_without_a_validation_split(tmp_path):
+    ctx = context(tmp_path)
+    tiny(val_every=2).fit(lab_set(8), None, Budget(steps=4), ctx)
+    assert all(r["val_loss"] is None for r in ctx.loss_log.rows)
