@@ -205,9 +205,9 @@ def colorize(inputs: tuple[Path, ...], run_dir: Path, model: str, out: Path, fmt
     """Colorize your own photos or folders (recursive) with a trained model, at full resolution.
 
     Each INPUT's luminance is colorized (colour photos too) and written as OUT/<name>.png
-    (.jpg with --format jpeg); folders keep their sub-folder structure. Unreadable files are
-    reported and skipped; an OUT that would overwrite an input is refused. Exit 0 when at
-    least one image was written.
+    (.jpg with --format jpeg); folders keep their sub-folder structure. Unreadable files, and
+    photos over the run's data.max_pixels, are reported and skipped; an OUT that would
+    overwrite an input is refused. Exit 0 when at least one image was written.
 
     \b
     Example:
@@ -223,7 +223,8 @@ def colorize(inputs: tuple[Path, ...], run_dir: Path, model: str, out: Path, fmt
     run = RunDir(run_dir)
     if not run.started:
         raise ConfigError(f"--run {run_dir}: not a run directory (no config.yaml)")
-    size = load_config(run.config_file).data.size
+    data = load_config(run.config_file).data
+    size = data.size
     jobs = find_inputs(inputs, out, FORMATS[fmt].suffix)
     if not jobs:
         raise HarnessError(f"no image files in {', '.join(map(str, inputs))} (looked for "
@@ -231,7 +232,8 @@ def colorize(inputs: tuple[Path, ...], run_dir: Path, model: str, out: Path, fmt
     refuse_overwrites(jobs, out)
     colorizer = load_trained(run_dir, model)
     with Progress(len(jobs), f"colorizing with {model}", unit="img") as bar:
-        colorize_files(colorizer, size, jobs, out, progress=bar.update, fmt=fmt)
+        colorize_files(colorizer, size, jobs, out, progress=bar.update, fmt=fmt,
+                       max_pixels=data.max_pixels)
     failed = [j for j in jobs if j.error]
     for job in failed:
         click.echo(f"could not colorize {job.source}: {job.error}", err=True)

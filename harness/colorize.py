@@ -33,7 +33,7 @@ import numpy as np
 from harness.atomic import write_with
 from harness.color import lab_to_srgb8
 from harness.colorizer import Colorizer
-from harness.data.decode import UnreadableImage, decode_l
+from harness.data.decode import DEFAULT_MAX_PIXELS, UnreadableImage, decode_l
 from harness.data.sources import IMAGE_SUFFIXES
 from harness.errors import HarnessError
 from harness.png import save_png
@@ -113,11 +113,12 @@ def refuse_overwrites(jobs: Sequence[Job], out: Path) -> None:
                            f"photo; choose another output folder")
 
 
-def read_l(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+def read_l(path: Path, size: int, max_pixels: int = DEFAULT_MAX_PIXELS
+           ) -> tuple[np.ndarray, np.ndarray]:
     """The photo's full-resolution L (H, W) and its resize to the model's (size, size)."""
     from harness.resize import resize_l
 
-    L = decode_l(path)
+    L = decode_l(path, max_pixels)
     return L, resize_l(L[None], size)[0]
 
 
@@ -164,19 +165,21 @@ def _worker_count() -> int:
 
 def colorize_files(colorizer: Colorizer, size: int, jobs: Sequence[Job], out: Path,
                    progress: Callable[[int], None] | None = None, fmt: str = "png",
-                   workers: int | None = None, group: int = 4) -> list[Job]:
+                   workers: int | None = None, group: int = 4,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Job]:
     """Colorize every job into ``out`` in format ``fmt``; unreadable files get ``error`` set.
 
     Decoding and the conversion to L (then recombination and encoding) run in ``workers``
     threads (default: the usable CPUs, at most 8) while the network predicts ``group`` photos
     per call; group k + 1 is read while group k is predicted and group k - 1 written. torch
-    runs on one intra-op thread meanwhile (restored afterwards).
+    runs on one intra-op thread meanwhile (restored afterwards). Photos of more than
+    ``max_pixels`` pixels are refused from their header, before decoding.
     """
     output = FORMATS[fmt]
 
     def read(job: Job) -> tuple[np.ndarray, np.ndarray] | None:
         try:
-            return read_l(job.source, size)
+            return read_l(job.source, size, max_pixels)
         except UnreadableImage as exc:
             job.error = str(exc)
         except MemoryError:

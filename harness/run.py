@@ -198,9 +198,9 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
     models = resolve_models(cfg, registry)
     metrics = resolve_metrics(cfg, registry)
     resume = run_dir is not None
+    device = resolve_device(cfg.device)  # a missing cuda:N fails before any file is written
     run = RunDir(run_dir) if resume else RunDir.create(cfg.output_dir, cfg.name)
     run_dir = run.path
-    device = resolve_device(cfg.device)
     run.write_config(dump_config(cfg))
     laps.lap("setup")
     splits = load_splits(cfg.data, registry, cfg.seed)

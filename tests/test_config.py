@@ -208,7 +208,7 @@ def test_training_options_bound_batch_and_loader_workers(tmp_path):
     path = write(tmp_path, "models: [{plugin: zhang, options: {batch_size: 100000}}]\n")
     cfg = load_config(path)
     with pytest.raises(ConfigError, match=r"models\[0\]\.options\.batch_size' = 100000 .*<= 4096"):
-        resolve_models(cfg, get_plugin_manager(cfg.plugins))
+        resolve_models(cfg, load_registry(cfg.plugins))
 
 
 def test_unknown_reference_model_is_refused(tmp_path):
