@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -46,8 +47,13 @@ def main(verbose: bool) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set data.size=32 --set budget.steps=5.")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Continue an interrupted run in this directory; finished models are kept.")
-def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> None:
+              help="Continue an interrupted run in this directory; finished models are kept. "
+                   "Refused when the config or data differ from the run's.")
+@click.option("--allow-changes", is_flag=True,
+              help="With --resume: accept config changes that cannot alter results "
+                   "(name, report.*, threads.*, data.workers, data.cache_dir, output_dir).")
+def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None,
+        allow_changes: bool) -> None:
     """Train and score every model of CONFIG; write the comparison under results/.
 
     Example: harness run configs/all.yaml --set budget.steps=50
@@ -68,7 +74,16 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None) -> No
         click.echo(f"Warning: plugin {failure.provider.describe()} failed to load: "
                    f"{failure.error}", err=True)
     check_source(cfg.data, registry)  # before the run directory exists
-    run_dir, code = execute(cfg, registry, resume_dir)
+    try:
+        run_dir, code = execute(cfg, registry, resume_dir, allow_changes)
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "run_dir", None)
+        again = shlex.join(["harness", "run", str(config),
+                            *(x for o in overrides for x in ("--set", o))])
+        click.echo(f"Interrupted; continue with: {again} --resume {where}" if where else
+                   "Interrupted before the run directory was made; nothing to resume.",
+                   err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     click.echo(_compact(RunDir(run_dir), cfg))
     click.echo(f"Results in {run_dir} (every metric with intervals: "
                f"{RunDir(run_dir).table_file})")

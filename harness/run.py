@@ -7,6 +7,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import logging
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import protocol
+from harness import resume as resume_checks
 from harness.color import PriorAccumulator, zhang313
 from harness.colorizer import Colorizer, FitContext
 from harness.config import ModelConfig, RunConfig, dump_config
@@ -130,13 +132,22 @@ class _ModelLog:
 
 
 def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
-              metrics: list[Metric], run: RunDir, device: str, resume: bool) -> dict:
-    """Fit, save, colorize and score one model; failures become a status, never an exception."""
+              metrics: list[Metric], run: RunDir, device: str, resume: bool,
+              previous: dict | None = None) -> dict:
+    """Fit, save, colorize and score one model; failures become a status, never an exception.
+
+    ``previous`` is the status an interrupted earlier attempt left: its start time is kept and
+    the resume times are listed.
+    """
     out = run.model(model.label)
     model_dir = out.path
     model_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now().isoformat(timespec="seconds")
+    previous = previous or {}
     status = {"model": model.label, "plugin": model.config.plugin, "status": "running",
-              "started": dt.datetime.now().isoformat(timespec="seconds")}
+              "started": previous.get("started", now)}
+    if resume and previous:
+        status["resumed"] = [*previous.get("resumed", []), now]
     out.write_status(status)
     t0 = time.monotonic()
     with _ModelLog(out.log_file):
@@ -192,22 +203,47 @@ def load_trained(run_dir: Path, model: str, registry: Registry | None = None) ->
     return colorizer
 
 
-def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> tuple[Path, int]:
-    """Run (or resume, when ``run_dir`` is given) the whole benchmark; return dir and exit code."""
+def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None,
+            allow_changes: bool = False) -> tuple[Path, int]:
+    """Run (or resume, when ``run_dir`` is given) the whole benchmark; return dir and exit code.
+
+    Nothing is written before every check has passed: the config and, once the data are
+    listed, the protocol fingerprint must match a resumed run's (:mod:`harness.resume`). The
+    run directory is locked while it is written.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            return _execute(cfg, registry, run_dir, allow_changes, stack)
+        except KeyboardInterrupt as exc:  # say where the run is, so it can be resumed
+            exc.run_dir = getattr(stack, "run_dir", run_dir)
+            raise
+
+
+def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_changes: bool,
+             stack: contextlib.ExitStack) -> tuple[Path, int]:
     laps = Laps()  # -> timings.json
     models = resolve_models(cfg, registry)
     metrics = resolve_metrics(cfg, registry)
     resume = run_dir is not None
     device = resolve_device(cfg.device)  # a missing cuda:N fails before any file is written
-    run = RunDir(run_dir) if resume else RunDir.create(cfg.output_dir, cfg.name)
-    run_dir = run.path
-    run.write_config(dump_config(cfg))
+    config = cfg.model_dump(mode="json")
+    if resume:
+        run = RunDir(run_dir)
+        stack.enter_context(run.lock())
+        resume_checks.check_config(run, config, allow_changes)
     laps.lap("setup")
     splits = load_splits(cfg.data, registry, cfg.seed)
     versions = {m.name: f"{e.provider.distribution} {e.provider.version}"
                 for m in metrics for e in [registry.get("metric", m.name)]}
     fingerprint = protocol.describe(cfg, splits.sources, splits.report["test_images"],
                                     splits.report["split"], metrics, versions)
+    if resume:
+        resume_checks.check_protocol(run, fingerprint)
+    else:
+        run = RunDir.create(cfg.output_dir, cfg.name)
+        stack.enter_context(run.lock())
+    run_dir = stack.run_dir = run.path
+    run.write_config(dump_config(cfg))
     run.write("environment", {**environment(registry, device), "protocol": fingerprint})
     run.write("data_report", splits.report)
     L, ab_true = splits.test.arrays()
@@ -218,17 +254,26 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None) -> 
 
     statuses = {}
     overall = RunProgress(len(models))
+    names = [m.name for m in metrics]
     for model in models:
-        previous = run.model(model.label).status()
+        out = run.model(model.label)
+        previous = out.status()
         line = overall.next(model.label)
         if resume and previous.get("status") == "done":
-            log.info("%s: finished in the earlier run, skipped", line)
-            statuses[model.label] = previous
-            continue
+            problem = out.problem(len(L), L.shape[1:], names)
+            if problem is None:
+                log.info("%s: finished in the earlier run, skipped", line)
+                statuses[model.label] = previous
+                continue
+            log.warning("%s: redoing %s from its last checkpoint", problem, model.label)
+        elif resume and out.status_file.exists() and not previous:
+            log.warning("%s: unreadable; continuing %s from its last checkpoint",
+                        out.status_file, model.label)
         log.info(line)
         started = time.monotonic()
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run,
-                                          device, resume=resume and bool(previous))
+                                          device, resume=resume and out.path.exists(),
+                                          previous=previous)
         overall.finished(time.monotonic() - started)
         # A fitted model (Keras's above all) lingers in reference cycles; left to the cyclic
         # collector, the last one is freed by a full collection in the middle of the report,

@@ -22,14 +22,24 @@ section; :func:`write_table` is its only writer and keeps whichever part it is n
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
+import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.atomic import write_json, write_text, write_with
+from harness.errors import HarnessError
+
+
+class RunLocked(HarnessError):
+    """Another process is writing the run directory."""
 
 #: Columns of summary.csv, one row per (model, metric).
 SUMMARY_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "n", "p_vs_ref",
@@ -95,7 +105,7 @@ class ModelDir:
         """(N, E, E, 2) ab predictions on the test images, memory-mapped, or None."""
         try:
             return np.load(self.predictions_file, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # missing, damaged or empty
             return None
 
     def write_rows(self, rows: dict[str, np.ndarray | str]) -> None:
@@ -104,6 +114,35 @@ class ModelDir:
         write_with(self.path / "scores.npz", lambda p: np.savez(p, **arrays))
         write_json(self.path / "unavailable.json",
                    {k: v for k, v in rows.items() if isinstance(v, str)})
+
+    def problem(self, n_images: int, eval_shape: tuple[int, int], metrics: list[str]
+                ) -> str | None:
+        """What is wrong with a finished model's files, as ``path: what``; None if nothing.
+
+        Checks that status.json parses, pred_ab.npy holds ``n_images`` predictions of
+        ``eval_shape``, and the per-image rows hold a row per image for every metric.
+        """
+        try:
+            json.loads(self.status_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return f"{self.status_file}: unreadable ({type(exc).__name__})"
+        pred = self.predictions()
+        want = (n_images, *eval_shape, 2)
+        if pred is None or pred.shape != want:
+            found = "not a readable .npy array" if pred is None else f"shape {pred.shape}"
+            return f"{self.predictions_file}: {found}, expected {want}"
+        try:
+            rows = self.rows()
+        except Exception as exc:  # zip, npy and JSON errors alike: the rows are unusable
+            return f"{self.path / 'scores.npz'}: unreadable ({type(exc).__name__}: {exc})"
+        for name in metrics:
+            row = rows.get(name)
+            if row is None:
+                return f"{self.path / 'scores.npz'}: no rows for metric {name}"
+            if isinstance(row, np.ndarray) and len(row) != n_images:
+                return f"{self.path / 'scores.npz'}: {name} has {len(row)} rows, expected " \
+                       f"{n_images}"
+        return None
 
     def rows(self) -> dict[str, np.ndarray | str]:
         """The per-image metric rows :meth:`write_rows` wrote."""
@@ -150,6 +189,28 @@ class RunDir:
         """Whether the run wrote its results (config.yaml and summary.csv)."""
         return self.started and self.summary_file.is_file()
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``.lock`` (an advisory ``flock``, released by the kernel when the holder dies)
+        while writing; :class:`RunLocked`, naming the holder's PID, if another process has it.
+        The file keeps naming the last holder; it is not a result.
+        """
+        path = self.path / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                raise RunLocked(f"{self.path}: another harness process is writing this run "
+                                f"({holder}); wait for it to finish or stop it") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}, since "
+                          f"{dt.datetime.now().isoformat(timespec='seconds')}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
     def model(self, name: str) -> ModelDir:
         return ModelDir(self.path / "models" / name)
 
@@ -176,7 +237,7 @@ class RunDir:
         """(N, E, E, 3) Lab test images, memory-mapped, or None when the run has none."""
         try:
             return np.load(self.test_lab_file, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # missing, damaged or empty
             return None
 
     def test_names(self) -> list[str]:

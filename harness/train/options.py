@@ -34,6 +34,9 @@ class TrainOptions(PluginOptions):
     lr_gamma: float = Field(1 / 3, gt=0)
     #: Steps between checkpoints (one is always written at the end).
     checkpoint_every: int = Field(500, ge=1)
+    #: Minutes of training between checkpoints, whatever the step count: a killed run loses
+    #: at most this much (and ``checkpoint_every`` steps) of training.
+    checkpoint_minutes: float = Field(1.0, gt=0, le=24 * 60)
     #: Steps between loss-log rows (each the mean loss since the last row).
     log_every: int = Field(10, ge=1)
     #: Steps between validation losses (one is always computed at the end), when the data

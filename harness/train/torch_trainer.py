@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from harness.data.dataset import LabSet
 
 CHECKPOINT = "last.pt"
+PREVIOUS = "previous.pt"
 WEIGHTS = "weights.pt"
 
 threads.configure_torch()  # once, at import: the pool size of harness.threads
@@ -161,9 +163,10 @@ class Trainer:
     :class:`~harness.data.dataset.SampleStream`: always ``batch_size`` samples per rank, the
     same batch whatever happened before. Seeds torch from ``ctx.seed``; on the CPU
     deterministic kernels make a resumed run bit-identical to an uninterrupted one. Every
-    ``checkpoint_every`` steps and at the end, rank 0 writes ``ctx.checkpoint_dir /
-    "last.pt"`` (model, optimizer, scheduler, step, RNG states, buffers) atomically and
-    flushes ``ctx.loss_log``; with ``ctx.resume`` training continues from that checkpoint. A
+    ``checkpoint_every`` steps, every ``checkpoint_minutes`` and at the end, rank 0 writes
+    ``ctx.checkpoint_dir / "last.pt"`` (model, optimizer, scheduler, step, RNG states,
+    buffers) atomically, keeping the one before as ``previous.pt``, and flushes
+    ``ctx.loss_log``; with ``ctx.resume`` training continues from the newest readable one. A
     NaN or infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step. With
     ``val``, every ``val_every`` steps and at the end rank 0 computes the model's loss on the
     first ``val_batches`` batches of ``val`` (unshuffled, epoch 0: the same batches each time)
@@ -190,6 +193,7 @@ class Trainer:
         self.total_steps = min((n for n in limits if n is not None), default=None)
         self.step = 0
         self.saved_step = -1  # the step of the last checkpoint written
+        self.saved_at = time.monotonic()  # when it was written (or training began)
         self.seconds = 0.0  # trained before this process started (resume)
         self.pending: list[tuple[int, int, Tensor, int]] = []  # step, epoch, loss, images
         self.meter = TorchStepMeter(distributed.world_size())  # -> model.compute
@@ -229,7 +233,7 @@ class Trainer:
                         self._train_step(batch)
                     if self.step % self.options.log_every == 0 or self._val_due():
                         self._log(start, progress)
-                    if self.step % self.options.checkpoint_every == 0:
+                    if self._checkpoint_due():
                         self._checkpoint(start, progress)
                     if self._done(start):
                         break
@@ -325,8 +329,14 @@ class Trainer:
         self.pending.clear()
         self.last_log = now
 
+    def _checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every`` steps, or ``checkpoint_minutes`` after the last one."""
+        return self.step % self.options.checkpoint_every == 0 or \
+            time.monotonic() - self.saved_at >= 60 * self.options.checkpoint_minutes
+
     def _checkpoint(self, start: float, progress: Progress | None, final: bool = False) -> None:
         self._log(start, progress, final)
+        self.saved_at = time.monotonic()
         if not self.main or self.saved_step == self.step:
             return
         self.saved_step = self.step
@@ -341,29 +351,46 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state(self.device)
             if self.device.type == "cuda" else None,
         }
-        with atomic_path(self.ctx.checkpoint_dir / CHECKPOINT) as tmp:
+        folder = self.ctx.checkpoint_dir
+        with atomic_path(folder / CHECKPOINT) as tmp:
             torch.save(state, tmp)
+            if (folder / CHECKPOINT).exists():  # kept: the fallback if last.pt is damaged
+                os.replace(folder / CHECKPOINT, folder / PREVIOUS)
         self.ctx.loss_log.flush()
 
     def _resume(self) -> bool:
-        """Restore the last checkpoint if there is one; return whether there was."""
-        path = self.ctx.checkpoint_dir / CHECKPOINT
-        if not path.exists():
-            return False
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        """Restore the newest readable checkpoint (``last.pt``, else ``previous.pt``); return
+        whether there was one. An unreadable one is reported and skipped."""
+        log = self.ctx.log
+        for path in (self.ctx.checkpoint_dir / CHECKPOINT, self.ctx.checkpoint_dir / PREVIOUS):
+            if not path.exists():
+                continue
+            try:
+                state = torch.load(path, map_location=self.device, weights_only=True)
+                self._restore(state)
+            except Exception as exc:  # truncated, zeroed or foreign file: try the next
+                log.warning("%s: unreadable checkpoint (%s: %s): %s", path, type(exc).__name__,
+                            str(exc).splitlines()[0] if str(exc) else "", "trying the previous "
+                            "one" if path.name == CHECKPOINT else "starting over")
+                continue
+            if self.main:
+                self.ctx.loss_log.resume_at(self.step)
+            log.info("%s: resuming from step %d (%s)", self.ctx.model_dir.name, self.step,
+                     path.name)
+            return True
+        log.info("%s: no checkpoint, starting over", self.ctx.model_dir.name)
+        return False
+
+    def _restore(self, state: dict) -> None:
         self.model.net.load_state_dict(state["model"])
         self.model.buffers = dict(state["buffers"])
         self.model.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.step, self.seconds = state["step"], state["seconds"]
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
-        if self.main:
-            self.ctx.loss_log.resume_at(self.step)
-        self.ctx.log.info("resuming %s from step %d", self.ctx.model_dir.name, self.step)
-        return True
 
 
 def _float32(outputs: Any) -> Any:
