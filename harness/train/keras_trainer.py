@@ -123,7 +123,8 @@ class KerasColorizer(Colorizer):
 
     Subclasses set ``uses_labels = True`` to be given the class count of a labelled training
     set (class sub-folders); the model then returns a dict ``{"ab": ..., "label": logits}``
-    trained against ``{"ab": ab, "label": class index}``. ``val`` is not used by this loop.
+    trained against ``{"ab": ab, "label": class index}``. With a validation split, the loop
+    logs the compiled loss on it (see :class:`Trainer`).
     """
 
     framework = "keras"
@@ -157,7 +158,7 @@ class KerasColorizer(Colorizer):
 
     def fit(self, train: LabSet, val: LabSet | None, budget: Budget, ctx: FitContext) -> None:
         """Train on ``train`` until ``budget`` runs out; see :class:`Trainer`."""
-        Trainer(self, train, budget, ctx).run()
+        Trainer(self, train, budget, ctx, val).run()
 
     def outputs(self, L: np.ndarray) -> Any:
         """The network's outputs (numpy) for one batch of L (B, H, W) in [0, 100]."""
@@ -214,14 +215,18 @@ class Trainer:
     ``step-NNNNNNNN.keras`` (weights and optimizer state) then ``last.json`` (step, epoch,
     seconds, file) to ``ctx.checkpoint_dir``, each atomically, and flushes ``ctx.loss_log``;
     with ``ctx.resume`` training continues from the checkpoint ``last.json`` names. A NaN or
-    infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step. Progress,
-    logging and checkpoints run in a Keras callback after each step; Keras's own progress bar
-    is off. The fit's FLOPs and timing end up in ``colorizer.compute``
-    (:mod:`harness.train.flops`).
+    infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step. With
+    ``val``, every ``val_every`` steps and at the end the model's compiled loss (every output's,
+    weighted) is evaluated in inference mode on the first ``val_batches`` batches of ``val``
+    (unshuffled, epoch 0: the same batches each time; sides cut down to a multiple of
+    :attr:`~KerasColorizer.input_multiple`), logged and recorded in the loss log's
+    ``val_loss``. Progress, logging, validation and checkpoints run in a Keras callback after
+    each step; Keras's own progress bar is off. The fit's FLOPs and timing end up in
+    ``colorizer.compute`` (:mod:`harness.train.flops`).
     """
 
     def __init__(self, colorizer: KerasColorizer, train: LabSet, budget: Budget,
-                 ctx: FitContext) -> None:
+                 ctx: FitContext, val: LabSet | None = None) -> None:
         if budget.epochs is None and budget.steps is None and budget.minutes is None:
             raise ValueError("the training budget sets no limit (epochs, steps or minutes)")
         self.options = colorizer.options
@@ -231,6 +236,8 @@ class Trainer:
         self.total_steps = min((n for n in limits if n is not None), default=None)
         self.n_classes = len(train.class_names) if colorizer.uses_labels and train.has_labels \
             else 0
+        self.val = self._val_data(val) if val is not None and len(val) else None
+        self.val_step = 0  # the step of the last validation loss
         self.step = 0
         self.seconds = 0.0  # trained before this process started (resume)
 
@@ -289,6 +296,37 @@ class Trainer:
         return (self.total_steps is not None and self.step >= self.total_steps) or \
             (minutes is not None and seconds >= 60 * minutes)
 
+    def val_due(self, final: bool = False) -> bool:
+        """Whether a validation loss is due at ``self.step`` (``final``: the last step)."""
+        return (self.val is not None and self.step > self.val_step
+                and (final or self.step % self.options.val_every == 0))
+
+    def val_loss(self) -> float:
+        """The compiled loss over the fixed validation batches, in inference mode.
+
+        ``model.evaluate`` reuses the model's one test function (traced once: the batches'
+        leading dimension is unknown to it) and resets the metrics, the training loss's
+        running mean included.
+        """
+        self.val_step = self.step
+        x, y = self.val
+        logs = self.model.evaluate(x, y, batch_size=self.options.batch_size, verbose=0,
+                                   return_dict=True)
+        return float(logs["loss"])
+
+    def _val_data(self, val: LabSet) -> tuple[np.ndarray, Any]:
+        """Inputs and targets of the first ``val_batches`` batches of ``val``, in order."""
+        if self.n_classes and not (val.has_labels and val.class_names == self.train.class_names):
+            raise ValueError(f"{self.ctx.model_dir.name}: the validation images need the "
+                             f"training set's class labels {self.train.class_names} for the "
+                             f"class loss; got classes {val.class_names}")
+        opts, m = self.options, self.colorizer.input_multiple
+        items = val.order(0, shuffle=False)[: opts.val_batches * opts.batch_size]
+        L, ab = val.batch(items)
+        h, w = L.shape[1] - L.shape[1] % m, L.shape[2] - L.shape[2] % m
+        L, ab = L[:, :h, :w, None], ab[:, :h, :w]
+        return L, ({"ab": ab, "label": val.labels[items]} if self.n_classes else ab)
+
     def checkpoint(self, seconds: float) -> None:
         """Write the step's checkpoint and ``last.json``, drop older ones, flush the loss log."""
         folder = self.ctx.checkpoint_dir
@@ -316,11 +354,12 @@ class Trainer:
 
 
 class _StepCallback(keras.callbacks.Callback):
-    """After each step: divergence check, loss-log row and progress, checkpoint, minutes.
+    """After each step: divergence check, loss-log row (with any validation loss due) and
+    progress, checkpoint, minutes.
 
     ``logs["loss"]`` is Keras's running mean since its metrics were last reset; they are reset
-    at each log row, so a row's loss is the mean over its steps, and a NaN step keeps the mean
-    NaN until it is seen.
+    at each log row (after the validation loss, which resets them too), so a row's loss is the
+    mean over its steps, and a NaN step keeps the mean NaN until it is seen.
     """
 
     def __init__(self, trainer: Trainer, progress: Progress) -> None:
@@ -339,7 +378,7 @@ class _StepCallback(keras.callbacks.Callback):
         if not math.isfinite(self.loss):
             t.ctx.loss_log.flush()
             raise TrainingDiverged(f"loss became {self.loss} at step {t.step}")
-        if t.step % t.options.log_every == 0:
+        if t.step % t.options.log_every == 0 or t.val_due():
             self._row(now)
         if t.step % t.options.checkpoint_every == 0:
             self._checkpoint(now)
@@ -347,25 +386,30 @@ class _StepCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
-        self._checkpoint(time.monotonic())
+        self._checkpoint(time.monotonic(), final=True)
 
     def _seconds(self, now: float) -> float:
         """Seconds trained at ``now``, counting those before a resume."""
         return self.t.seconds + now - self.start
 
-    def _row(self, now: float) -> None:
+    def _row(self, now: float, final: bool = False) -> None:
         t = self.t
+        val_loss = t.val_loss() if t.val_due(final) else None
+        if val_loss is not None:
+            t.ctx.log.info("%s step %d: val_loss %.4g", t.ctx.model_dir.name, t.step, val_loss)
         if self.logged == t.step:
+            if val_loss is not None:
+                t.ctx.loss_log.set_val_loss(t.step, val_loss)
             return
         rate = self.images / max(now - self.last_row, 1e-9)
         t.ctx.loss_log.append(t.step, t.stream.epoch_at(t.step - 1), self.loss, rate,
-                              self._seconds(now))
+                              self._seconds(now), val_loss)
         self.progress.update(t.step - self.logged, loss=self.loss, img_s=rate)
         self.model.reset_metrics()
         self.logged, self.last_row, self.images = t.step, now, 0
 
-    def _checkpoint(self, now: float) -> None:
-        self._row(now)
+    def _checkpoint(self, now: float, final: bool = False) -> None:
+        self._row(now, final)
         if self.saved != self.t.step:
             self.t.checkpoint(self._seconds(now))
             self.saved = self.t.step

@@ -10,7 +10,7 @@ import pytest
 from harness.colorizer import Budget, FitContext
 from harness.data.dataset import LabSet
 from harness.progress import LossLog
-from harness.train.keras_trainer import keras
+from harness.train.keras_trainer import ABLoss, keras
 from harness_plugins.iizuka_model import (
     IizukaColorizer,
     IizukaOptions,
@@ -36,11 +36,12 @@ def lab_set(n: int = 16, size: int = 16, labelled: bool = True) -> LabSet:
     return LabSet(lab.astype(np.float32), range(n), names, labels, ["warm", "cool"])
 
 
-def fit(tmp_path, data: LabSet, steps: int, **options) -> tuple[IizukaColorizer, FitContext]:
+def fit(tmp_path, data: LabSet, steps: int, val: LabSet | None = None,
+        **options) -> tuple[IizukaColorizer, FitContext]:
     ctx = FitContext(device="cpu", seed=0, model_dir=tmp_path / "iizuka",
                      loss_log=LossLog(tmp_path / "loss.csv"))
     model = IizukaColorizer(IizukaOptions(**{**TINY, **options}))
-    model.fit(data, None, Budget(steps=steps), ctx)
+    model.fit(data, val, Budget(steps=steps), ctx)
     return model, ctx
 
 
@@ -68,12 +69,22 @@ def test_paper_dense_sizes_scale_only_below_width_1():
 
 
 def test_labelled_training_reports_class_accuracy_and_round_trips(tmp_path):
-    data = lab_set()
-    model, ctx = fit(tmp_path, data, 30, alpha=1.0, lr=3e-3)
+    data, val = lab_set(), lab_set(8)
+    model, ctx = fit(tmp_path, data, 30, val, alpha=1.0, lr=3e-3, val_batches=1)
     assert model.class_names == data.class_names
     result = model.extra_results(data)
     assert set(result) == {"class_accuracy"} and 0.0 <= result["class_accuracy"] <= 1.0
     assert result["class_accuracy"] >= 0.75  # stripe orientation is easy for the global branch
+
+    # The validation loss (at the last step) is the compiled one: ab's plus alpha (1) x the class's.
+    L, ab = val.arrays()
+    out = model.outputs(L)  # the trained weights, in inference mode
+    ab_loss = float(ABLoss("mse", scale=0.5)(ab, out["ab"]))
+    class_loss = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
+        val.labels, out["label"]))
+    logged = ctx.loss_log.rows[-1]["val_loss"]
+    assert logged == pytest.approx(ab_loss + class_loss, rel=1e-4)
+    assert logged != pytest.approx(ab_loss, rel=1e-3)
 
     model.save(tmp_path / "saved")
     again = IizukaColorizer(IizukaOptions(**TINY))
@@ -95,3 +106,8 @@ def test_unlabelled_training_has_no_class_output(tmp_path, caplog):
     assert not isinstance(model.model.output, dict)
     assert model.extra_results(lab_set()) == {}
     assert model.predict(lab_set().arrays()[0][:2]).shape == (2, 16, 16, 2)
+
+
+def test_val_without_the_training_classes_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="class labels"):
+        fit(tmp_path, lab_set(), 2, lab_set(8, labelled=False))

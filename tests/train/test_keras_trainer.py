@@ -28,6 +28,7 @@ from harness.train.keras_trainer import (
     DenormalizeAB,
     KerasColorizer,
     NormalizeL,
+    Trainer,
     keras,
     layers,
     learning_rate,
@@ -64,6 +65,16 @@ class Tiny(KerasColorizer):
 
     def loss(self, n_classes):
         return ABLoss(), None
+
+
+class Dropping(Tiny):
+    """Tiny with dropout before its last convolution: training mode would show in its loss."""
+
+    def build_model(self, n_classes):
+        L = keras.Input((None, None, 1))
+        x = layers.Conv2D(8, 3, padding="same", activation="relu")(NormalizeL()(L))
+        x = layers.Conv2D(2, 3, padding="same", activation="tanh")(layers.Dropout(0.5)(x))
+        return keras.Model(L, DenormalizeAB()(x))
 
 
 DEFAULTS = {"batch_size": 4, "log_every": 1, "lr": 1e-2}
@@ -278,3 +289,38 @@ def test_every_step_is_a_full_batch(tmp_path, monkeypatch, n, batch):
     steps = math.ceil(3 * n / batch)  # three epochs of samples cut into full batches
     assert steps_logged(ctx) == list(range(1, steps + 1))
     assert sizes == dict.fromkeys(range(steps), batch)
+
+
+def test_val_loss_every_val_every_steps_and_at_the_end(tmp_path, monkeypatch):
+    traces = []  # test_step runs in Python only while the test function is traced
+    step = keras.Model.test_step
+    monkeypatch.setattr(keras.Model, "test_step", lambda self, data: traces.append(1) or
+                        step(self, data))
+    ctx = context(tmp_path)
+    val = lab_set(6, lab_array(6, size=21))  # batches of 4 and 2, sides cut to 20
+    tiny(val_every=5, val_batches=2).fit(lab_set(12), val, Budget(steps=12), ctx)
+    val = {int(r["step"]): r["val_loss"] for r in ctx.loss_log.rows if r["val_loss"] is not None}
+    assert sorted(val) == [5, 10, 12] and all(math.isfinite(v) and v > 0 for v in val.values())
+    assert len(traces) == 1  # three evaluations, two batch sizes, one trace
+    header, *rows = (ctx.model_dir / "loss.csv").read_text().splitlines()
+    assert header.split(",")[-1] == "val_loss"
+    assert rows[0].endswith(",") and not rows[4].endswith(",")  # empty where not computed
+
+
+def test_val_loss_is_the_compiled_loss_in_inference_mode(tmp_path):
+    model = Dropping(Dropping.Options(**{**DEFAULTS, "val_batches": 2}))
+    ctx = context(tmp_path)
+    val = lab_set(7, lab_array(7, size=21))  # batches of 4 and 3: weighted by their sizes
+    trainer = Trainer(model, lab_set(8), Budget(steps=2), ctx, val)
+    trainer.run()
+    logged = ctx.loss_log.rows[-1]["val_loss"]
+    L, ab = val.arrays()
+    pred = trainer.model(L[:, :20, :20, None], training=False)  # dropout off
+    assert logged == pytest.approx(float(ABLoss()(ab[:, :20, :20], pred)), rel=1e-5)
+    assert trainer.val_loss() == trainer.val_loss() == pytest.approx(logged, rel=1e-6)
+
+
+def test_no_val_loss_without_a_validation_split(tmp_path):
+    ctx = context(tmp_path)
+    tiny(val_every=2).fit(lab_set(8), None, Budget(steps=4), ctx)
+    assert all(r["val_loss"] is None for r in ctx.loss_log.rows)
