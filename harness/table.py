@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import assistance
 from harness.atomic import write_text, write_with
 from harness.config import RunConfig
 from harness.data.loader import Splits
@@ -15,12 +16,17 @@ from harness.metrics import Metric
 from harness.metrics.engine import per_image_frame, summarise
 
 SUMMARY_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "n", "p_vs_ref",
-                   "significant", "direction", "unit", "granularity", "status", "note"]
+                   "significant", "direction", "unit", "granularity", "status", "note",
+                   "assisted"]
 
 
 def summary_frame(cfg: RunConfig, metrics: Sequence[Metric], rows: Mapping, statuses: Mapping,
                   reference: str | None) -> pd.DataFrame:
-    """Long-form summary of every (model, metric), failed models and extra figures included."""
+    """Long-form summary of every (model, metric), failed models and extra figures included.
+
+    ``assisted`` is empty for automatic models, ``hints=N`` or ``oracle`` for the others
+    (:mod:`harness.assistance`).
+    """
     frame = summarise(rows, metrics, reference, n_resamples=cfg.report.bootstrap,
                       seed=cfg.seed, alpha=cfg.report.alpha)
     meta = {m.name: m for m in metrics}
@@ -38,6 +44,7 @@ def summary_frame(cfg: RunConfig, metrics: Sequence[Metric], rows: Mapping, stat
                           "granularity": "model", "direction": "higher"})
     if extra:
         frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
+    frame["assisted"] = [assistance.of_status(statuses.get(m)) for m in frame["model"]]
     return frame.reindex(columns=SUMMARY_COLUMNS)
 
 
@@ -78,8 +85,10 @@ def write_tables(run_dir: Path, cfg: RunConfig, metrics: Sequence[Metric], rows:
                  statuses: Mapping, splits: Splits) -> pd.DataFrame:
     """Write per_image.csv, summary.csv, table.md and samples.png; return the summary."""
     models = list(statuses)
+    automatic = [m for m in models if statuses[m]["status"] == "done"
+                 and not assistance.of_status(statuses[m])]
     done = [m for m in models if statuses[m]["status"] == "done"]
-    reference = cfg.report.reference or (done[0] if done else None)
+    reference = cfg.report.reference or (automatic[0] if automatic else None)
     summary = summary_frame(cfg, metrics, rows, statuses, reference)
     write_with(run_dir / "per_image.csv", lambda p: per_image_frame(
         rows, metrics, splits.test.names).to_csv(p, index=False))
