@@ -363,13 +363,18 @@ def load_trained(run_dir: Path, model: str, registry: Registry | None = None) ->
 
     cfg = load_config(run_dir / "config.yaml")
     registry = registry or load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
-    chosen = next((m for m in resolve_models(cfg, registry) if m.label == model), None)
+    chosen = next((m for m in resolve_models(cfg, registry)
+                   if m.label in (model, model.rpartition("@")[0])), None)
     if chosen is None:
         names = ", ".join(m.label for m in cfg.models)
         raise HarnessError(f"--model {model}: not in {run_dir}; models there: {names}")
+    colorizer = chosen.build()
+    if chosen.entry.load().takes_hints or colorizer.uses_ground_truth:
+        raise HarnessError(f"--model {model}: {chosen.label} needs user hints or the ground "
+                           f"truth, which photos to colorize do not have; choose an automatic "
+                           f"model")
     if _status(run_dir / "models" / model).get("status") != "done":
         raise HarnessError(f"--model {model}: did not finish in {run_dir} (see its status.json)")
-    colorizer = chosen.build()
     colorizer.load(run_dir / "models" / model / "weights")
     return colorizer
 

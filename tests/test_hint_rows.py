@@ -11,12 +11,12 @@ import pytest
 import harness.run
 from harness.config import load_config
 from harness.data.dataset import LabSet
-from harness.errors import ConfigError, ExitCode
+from harness.errors import ConfigError, ExitCode, HarnessError
 from harness.hints import sample_hints
 from harness.plugins import load_registry
 from harness.report.build import build_report
 from harness.report.collect import load_run
-from harness.run import execute
+from harness.run import execute, load_trained
 
 #: Two hint-taking colorizers that record every L and Hints they are given and return the hinted
 #: ab (grey elsewhere), so more hints score better than grey.
@@ -151,6 +151,8 @@ def test_resume_skips_finished_hint_rows(tmp_path, recorders):
     assert json.loads(status_path.read_text())["status"] == "done"
     assert (run_dir / "models" / "recorder@0" / "status.json").read_text() == kept
     assert "recorder@300 †" in (run_dir / "table.md").read_text()
+    with pytest.raises(HarnessError, match="recorder needs user hints or the ground truth"):
+        load_trained(run_dir, "recorder@3")  # `harness colorize` has no hints to give
 
 
 def test_hints_config_required_and_reference_must_be_automatic(tmp_path, recorders):
