@@ -16,27 +16,35 @@ For a target (greyscale) image and a colour reference:
 
 Only ab is returned: the host recombines it with the input's own L, which stays exact.
 
-Reference choice, from the training split only. ``fit`` indexes every training image: its
-luminance features, its jittered samples and its colour statistics (see :class:`RefIndex`).
+Reference choice, from the training split only. ``fit`` indexes every training image whole
+(``ctx.train_full``, the training photos at the evaluation size, resized with antialiasing to
+the side of ``train``'s crops, which is the size the host gives ``predict`` L at; outside a run,
+``train`` itself): its luminance features, its jittered samples and its colour statistics (see
+:class:`RefIndex`). That is a few histograms per image, well under a second for the 257
+training photos.
 
 - ``reference: auto`` ranks the training images by the L1 distance between L-only features:
   a 16-bin histogram of L over [0, 100] and an 8-bin histogram of the 5x5 neighbourhood
   standard deviation (edges 0, 0.5, 1, 2, 4, 8, 16, 32, inf L), each normalised to sum to 1.
   They are the marginal distributions of the two quantities the matcher compares, so a
   reference close in them offers every target pixel a sample of similar luminance and texture;
-  they cost two histograms per image. :meth:`WelshColorizer.choose` and
-  :meth:`WelshColorizer.predict` receive L alone, so the choice cannot see the test colour.
+  they cost two histograms per image. :meth:`WelshColorizer.choose` receives L alone, and
+  in this mode the model is automatic: the host gives ``predict`` no colour at all.
 - ``reference: oracle`` picks the training image whose ab distribution, summarised by its mean
   and covariance, is nearest to the test image's ground truth in the 2-Wasserstein distance
-  between Gaussians. It USES THE GROUND TRUTH and shows what a good reference is worth; it is
-  reachable only through :meth:`WelshColorizer.predict_oracle`, which takes the test ab.
+  between Gaussians. It USES THE GROUND TRUTH and shows what a good reference is worth: the
+  model then declares ``uses_ground_truth`` (:mod:`harness.colorizer`), the host passes
+  ``predict(L, ab_true=...)``, and the tables mark its row "oracle (uses ground truth)".
 
 Every choice is appended to :attr:`WelshColorizer.chosen` (one :class:`Choice` per image, in
-prediction order).
+prediction order); in a run :meth:`WelshColorizer.write_extras` saves them to the model's
+``references.csv`` (test image, chosen training image, distance, auto or oracle).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,8 +54,9 @@ import numpy as np
 from pydantic import Field
 from scipy.ndimage import uniform_filter
 from scipy.spatial import cKDTree
+from skimage.transform import resize
 
-from harness.atomic import write_json, write_with
+from harness.atomic import write_json, write_text, write_with
 from harness.colorizer import Colorizer, PluginOptions
 from harness.hookspecs import hookimpl
 
@@ -55,6 +64,7 @@ L_BINS = 16
 SD_EDGES = np.array([0, 0.5, 1, 2, 4, 8, 16, 32, np.inf])
 NEIGHBOURHOOD = 5
 INDEX_FILE, NAMES_FILE = "welsh_index.npz", "welsh_index.json"
+REFERENCES_FILE = "references.csv"
 
 
 def neighbourhood_sd(L: np.ndarray, size: int = NEIGHBOURHOOD) -> np.ndarray:
@@ -173,17 +183,30 @@ class WelshColorizer(Colorizer):
         #: One :class:`Choice` per predicted image, in order (clear it to start a new record).
         self.chosen: list[Choice] = []
 
+    @property
+    def uses_ground_truth(self) -> bool:
+        """True with ``reference: oracle``: the host then passes the test ground truth."""
+        return self.options.reference == "oracle"
+
     def fit(self, train, val, budget, ctx) -> None:
         """Index the training images (no learning): features, jittered samples, colour stats.
 
-        Image ``k`` of ``train`` draws its samples from ``SeedSequence([ctx.seed, k])``.
+        The images are ``ctx.train_full`` (whole) when the host gives it, resized to the side
+        of ``train``'s samples, else ``train``'s. Image ``k`` draws its samples from
+        ``SeedSequence([ctx.seed, k])``.
         """
-        if not len(train):
+        images = ctx.train_full if ctx.train_full is not None else train
+        if not len(images):
             raise ValueError("welsh: the training set is empty; it needs reference images")
+        side = train.image_size
         rows: dict[str, list] = {name: [] for name in RefIndex.ARRAYS}
         k = 0
-        for L_batch, ab_batch, _ in train.iter_batches(16):
-            for L, ab in zip(L_batch.astype(np.float64), ab_batch):
+        for L_batch, ab_batch, _ in images.iter_batches(16):
+            for L, ab in zip(L_batch.astype(np.float64), ab_batch.astype(np.float64)):
+                if L.shape != (side, side):
+                    lab = resize(np.concatenate([L[..., None], ab], axis=-1), (side, side),
+                                 order=1, anti_aliasing=True, preserve_range=True)
+                    L, ab = lab[..., 0], lab[..., 1:]
                 rng = np.random.default_rng(np.random.SeedSequence([ctx.seed, k]))
                 r, c = jittered_positions(*L.shape, self.options.samples, rng).T
                 rows["features"].append(luminance_features(L))
@@ -196,7 +219,7 @@ class WelshColorizer(Colorizer):
                 k += 1
         self.index = RefIndex(**{name: np.asarray(v, dtype=np.float32 if name == "sample_ab"
                                                   else np.float64) for name, v in rows.items()},
-                              names=tuple(train.names))
+                              names=tuple(images.names))
         self.chosen = []
 
     def _index(self) -> RefIndex:
@@ -232,19 +255,34 @@ class WelshColorizer(Colorizer):
             out[j] = welsh_transfer(L[j], index, choice.train_index, self.options.weight)
         return out
 
-    def predict(self, L: np.ndarray) -> np.ndarray:
-        """ab (N, H, W, 2) from each image's auto reference (``reference: auto`` only)."""
-        if self.options.reference == "oracle":
-            raise RuntimeError("welsh: reference 'oracle' needs the test ground truth; call "
-                               "predict_oracle(L, ab_true)")
-        return self._transfer(L, self.choose(L))
+    def predict(self, L: np.ndarray, ab_true: np.ndarray | None = None) -> np.ndarray:
+        """ab (N, H, W, 2) for ``L`` (N, H, W), each image from its chosen reference.
 
-    def predict_oracle(self, L: np.ndarray, ab_true: np.ndarray) -> np.ndarray:
-        """ab (N, H, W, 2) from each image's oracle reference, chosen with the ground truth
-        ``ab_true`` (N, H, W, 2) of the same images: results so made use the ground truth."""
+        ``reference: auto`` chooses on L and takes no ``ab_true``; ``reference: oracle``
+        needs the ground truth ``ab_true`` (N, H', W', 2) of the same images (any size).
+        """
+        if not self.uses_ground_truth:
+            if ab_true is not None:
+                raise ValueError("welsh: reference 'auto' chooses on L alone; it takes no "
+                                 "ab_true")
+            return self._transfer(L, self.choose(L))
+        if ab_true is None:
+            raise ValueError("welsh: reference 'oracle' needs the test ground truth ab_true")
         if len(L) != len(ab_true):
             raise ValueError(f"welsh: {len(L)} L images but {len(ab_true)} ab images")
         return self._transfer(L, self.choose_oracle(ab_true))
+
+    def write_extras(self, directory: Path, test) -> None:
+        """``references.csv``: per test image, the training image chosen as its reference."""
+        if len(self.chosen) != len(test):
+            raise ValueError(f"welsh: {len(self.chosen)} references recorded for "
+                             f"{len(test)} test images")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["image", "reference", "distance", "choice"])
+        writer.writerows([name, c.name, f"{c.distance:.6g}", "oracle" if c.oracle else "auto"]
+                         for name, c in zip(test.names, self.chosen))
+        write_text(Path(directory) / REFERENCES_FILE, buffer.getvalue())
 
     def save(self, directory: Path) -> None:
         index = self._index()

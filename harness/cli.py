@@ -94,12 +94,14 @@ def _compact(run, cfg) -> str:
     """The headline table of a finished run (see :mod:`harness.report.terminal`)."""
     import pandas as pd
 
+    from harness.report.collect import normalise_summary
     from harness.report.terminal import compact_table
 
-    summary = pd.read_csv(run.summary_file)
-    models = [m.label for m in cfg.models]
-    done = [m for m in models if run.model(m).done]
-    reference = cfg.report.reference or (done[0] if done else None)
+    summary = normalise_summary(pd.read_csv(run.summary_file))
+    models = [m for m in dict.fromkeys(summary["model"]) if m and not m.startswith("(")]
+    automatic = [m for m in models if run.model(m).done
+                 and not (summary.loc[summary["model"] == m, "assisted"] != "").any()]
+    reference = cfg.report.reference or (automatic[0] if automatic else None)
     return f"{cfg.name}\n\n" + compact_table(summary, models, cfg.report.headline, reference)
 
 

@@ -5,6 +5,18 @@ Conventions, fixed for every plugin: numpy arrays, channel-last, float32, CIE La
 units (roughly [-110, 110]). The host resizes L to the model's input size (``data.size``),
 upsamples the returned ab to the evaluation size and recombines it with the full-resolution L,
 identically for every plugin.
+
+Two kinds of method see more than the grey input; the tables mark their rows and never rank
+them against the automatic ones (no bold best, never the reference):
+
+- **User-assisted** (:attr:`Colorizer.takes_hints`): the host calls ``predict(L, hints=...)``
+  with :class:`harness.hints.Hints` drawn from each test image's ground truth, once per count
+  of the config's ``hints:`` list (rows ``NAME@N``, one ``fit`` shared by all). The exception
+  to the resizing rule: such a method gets L and the hints *at the evaluation size* and returns
+  ab at that size, because resizing a hint mask would lose or smear hints.
+- **Oracle** (:attr:`Colorizer.uses_ground_truth`): the host calls
+  ``predict(L, ab_true=...)`` with the test images' true ab (at the evaluation size, whatever
+  size L is given at), to show what a piece of ground truth is worth.
 """
 
 from __future__ import annotations
@@ -55,6 +67,9 @@ class FitContext:
     model_dir: Path
     loss_log: LossLog
     resume: bool = False
+    #: The training images whole, at the evaluation size (``train`` serves random crops), for
+    #: a method that indexes images rather than learns from crops; None outside a run.
+    train_full: LabSet | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness"))
 
     @property
@@ -96,12 +111,18 @@ class Colorizer(abc.ABC):
     Options: ClassVar[type[PluginOptions]] = PluginOptions
     #: A user-assisted method: ``predict(L, hints)`` also receives :class:`harness.hints.Hints`
     #: drawn by the host from each test image's ground truth, identical for every such method,
-    #: once per count in the config's ``hints:`` list (rows ``name@N``). Tables mark these
-    #: rows as user-assisted; automatic methods (the default) never see hints.
+    #: once per count in the config's ``hints:`` list (rows ``name@N``). L and hints come at
+    #: the evaluation size, and ab is returned at that size (module docstring). Tables mark
+    #: these rows as user-assisted; automatic methods (the default) never see hints.
     takes_hints: ClassVar[bool] = False
     #: True for a method with nothing to save (a fixed rule, e.g. ``gray``), whose default
     #: ``save`` and ``load`` then do nothing. A method that learns state overrides both.
     stateless: ClassVar[bool] = False
+    #: An oracle: ``predict(L, ab_true)`` also receives the test images' ground-truth ab
+    #: (N, E, E, 2) at the evaluation size. Read from the built instance, so a plugin may make it
+    #: a property of its options (``welsh``'s ``reference: oracle``). Tables mark these rows as
+    #: "oracle (uses ground truth)"; every other method never sees the test colour.
+    uses_ground_truth: bool = False
 
     def __init__(self, options: PluginOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -132,3 +153,7 @@ class Colorizer(abc.ABC):
     def extra_results(self, test: LabSet) -> dict[str, float]:
         """Optional figures reported beside the metrics, e.g. a class branch's test accuracy."""
         return {}
+
+    def write_extras(self, directory: Path, test: LabSet) -> None:  # noqa: B027 - optional
+        """Optional files about the test predictions just made, written into the model's
+        directory (``models/<row>/``), e.g. which reference each test image used."""

@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -136,6 +137,45 @@ class ModelConfig(_Strict):
         return self.name or self.plugin
 
 
+class HintsConfig(_Strict):
+    """Simulated user hints for the methods that take them (:mod:`harness.hints`).
+
+    Each count is its own table row per hint-taking model, ``NAME@N``. Written either as the
+    list of counts alone (``hints: [1, 10, 100]``, the sampler and patch at their defaults) or
+    as a mapping (``hints: {counts: [1, 10], sampler: gaussian, patch: [1, 9]}``).
+    """
+
+    counts: list[StrictInt] = Field(min_length=1, description="hints per test image, one row each")
+    sampler: Literal["uniform", "gaussian"] = Field(
+        "uniform", description="patch positions: uniform, or Zhang et al. 2017's Gaussian "
+                               "centred on the image")
+    patch: tuple[int, int] = Field((1, 5), description="smallest and largest patch side (px), "
+                                                       "drawn uniformly between them")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_of_counts(cls, data: Any) -> Any:
+        return {"counts": data} if isinstance(data, list) else data
+
+    @field_validator("counts")
+    @classmethod
+    def _counts(cls, counts: list[int]) -> list[int]:
+        if any(n < 0 for n in counts):
+            raise ValueError("hint counts must be >= 0")
+        dupes = sorted({n for n in counts if counts.count(n) > 1})
+        if dupes:
+            raise ValueError(f"each hint count may appear once ({', '.join(map(str, dupes))} "
+                             f"repeated)")
+        return counts
+
+    @field_validator("patch")
+    @classmethod
+    def _patch(cls, patch: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= patch[0] <= patch[1]:
+            raise ValueError("expected [smallest, largest] sides with 1 <= smallest <= largest")
+        return patch
+
+
 class ReportConfig(_Strict):
     """What the comparison table and report show."""
 
@@ -183,7 +223,12 @@ class ThreadsConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    """A whole run: data, models, budget, metrics, extra plugins, report and thread options."""
+    """A whole run: data, models, budget, metrics, extra plugins, hints, report and threads.
+
+    ``hints`` (:class:`HintsConfig`) is needed when a model takes hints (``levin``): each of
+    its counts gives that model a row ``NAME@N``, scored on hints the host draws from each test
+    image's ground truth at the evaluation size, the same for every hint-taking model.
+    """
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     seed: int = 0
@@ -196,6 +241,8 @@ class RunConfig(_Strict):
     plugin_dir: Path | None = Field(
         None, description="folder searched before sys.path for the plugins: modules; "
                           "default: the config file's folder (recorded in the run's config)")
+    hints: HintsConfig | None = Field(
+        None, description="hint counts (and sampler, patch sides) for hint-taking models")
     report: ReportConfig = Field(default_factory=ReportConfig)
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
     output_dir: Path = Path("results")
@@ -227,6 +274,16 @@ class RunConfig(_Strict):
         if self.report.reference is not None and self.report.reference not in labels:
             raise ValueError(f"report.reference = {self.report.reference!r} is not a model of "
                              f"this config (models: {', '.join(labels)})")
+        taken = [x for x in labels if "@" in x]
+        if taken:
+            raise ValueError(f"'@' is reserved for hint rows (NAME@N); rename {', '.join(taken)}")
+        return self
+
+    @model_validator(mode="after")
+    def _patch_fits(self) -> RunConfig:
+        if self.hints is not None and self.hints.patch[1] > self.data.cache_size:
+            raise ValueError(f"hints.patch: largest side {self.hints.patch[1]} exceeds the "
+                             f"evaluation size {self.data.cache_size}, where hints are drawn")
         return self
 
     def budget_for(self, model: ModelConfig) -> Budget:
@@ -374,5 +431,9 @@ def load_config(path: Path | str, overrides: list[str] = ()) -> RunConfig:
 
 
 def dump_config(cfg: RunConfig) -> str:
-    """The resolved config as YAML, defaults filled in."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML, defaults filled in; ``hints`` only when set, so a run
+    without hint-taking models records the same config as before hints existed."""
+    data = cfg.model_dump(mode="json")
+    if data["hints"] is None:
+        del data["hints"]
+    return yaml.safe_dump(data, sort_keys=False)

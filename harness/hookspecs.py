@@ -25,6 +25,13 @@ def harness_register_colorizers(register: Callable[..., None]) -> None:
     ``harness plugins``. Names are global across all plugins: a name already taken is a
     failure of the plugin that registers it second (a built-in keeps its name), listed by
     ``harness plugins`` with both providers.
+
+    A colorizer is automatic unless its class says otherwise (see :mod:`harness.colorizer`):
+    with ``takes_hints = True`` it is user-assisted, and the host calls ``predict(L, hints=...)``
+    once per count of the config's ``hints:`` list with hints drawn from the test ground truth,
+    giving it L and hints at the evaluation size (not resized to ``data.size``: resizing a hint
+    mask would lose hints); with ``uses_ground_truth`` true it is an oracle and gets
+    ``predict(L, ab_true=...)``. Tables mark both kinds and rank only automatic rows.
     """
 
 

@@ -1,8 +1,11 @@
 """One benchmark run: data, then per model fit -> save -> colorize -> score, then the table.
 
-The files it writes, and their layout, belong to :mod:`harness.rundir`. ``--resume`` reuses
-the directory: finished models are skipped, unfinished ones continue from their last
-checkpoint.
+The files it writes, and their layout, belong to :mod:`harness.rundir`. A hint-taking model
+(``takes_hints``) is fitted once into ``models/<model>/`` (log, curve, weights) and scored once
+per count of the config's ``hints:`` list, each count a model row of its own,
+``models/<model>@<N>/`` (see :func:`run_hint_rows`). ``--resume`` reuses the directory:
+finished models (and finished ``<model>@<N>`` rows) are skipped, unfinished ones continue from
+their last checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from harness.config import ModelConfig, RunConfig, dump_config
 from harness.data.loader import Splits, load_splits
 from harness.environment import environment, resolve_device
 from harness.errors import ConfigError, ExitCode, PluginError, TrainingDiverged
+from harness.hints import Hints, sample_hints
 from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
 from harness.metrics.truth import TruthStore
@@ -34,7 +38,7 @@ from harness.progress import Laps, LossLog, Progress, RunProgress
 from harness.report.build import report_after_run
 from harness.report.summary import write_tables
 from harness.resize import resize_ab, resize_l
-from harness.rundir import RunDir
+from harness.rundir import ModelDir, RunDir
 from harness.study.votes import compute as compute_study
 from harness.study.votes import load_votes, merge_outputs
 from harness.train.flops import compute_status
@@ -103,12 +107,19 @@ def _scoring_context(splits: Splits, device: str, run_dir: Path) -> ScoringConte
                           truth=TruthStore(spill_dir=run_dir))
 
 
-def colorize(model: Colorizer, L_eval: np.ndarray, size: int, batch_size: int = 16) -> np.ndarray:
-    """The fair protocol: L resized to the model's input size, ab upsampled back to L's size."""
+def colorize(model: Colorizer, L_eval: np.ndarray, size: int, batch_size: int = 16,
+             hints: Hints | None = None, ab_true: np.ndarray | None = None) -> np.ndarray:
+    """The fair protocol: L resized to the model's input size, ab upsampled back to L's size.
+
+    ``hints`` (for a hint-taking model, which is given ``size`` = L's own size) and ``ab_true``
+    (for an oracle) go to ``predict`` batch by batch, as keywords of those names.
+    """
     out = np.empty((*L_eval.shape, 2), dtype=np.float32)
     for start in range(0, len(L_eval), batch_size):
         chunk = L_eval[start : start + batch_size]
-        ab = np.asarray(model.predict(resize_l(chunk, size)), dtype=np.float32)
+        given = {name: value[start : start + len(chunk)]
+                 for name, value in (("hints", hints), ("ab_true", ab_true)) if value is not None}
+        ab = np.asarray(model.predict(resize_l(chunk, size), **given), dtype=np.float32)
         if ab.shape != (len(chunk), size, size, 2):
             raise ValueError(f"predict returned ab of shape {ab.shape}; expected "
                              f"{(len(chunk), size, size, 2)}")
@@ -131,47 +142,63 @@ class _ModelLog:
         self.handler.close()
 
 
+def _fit(model: Model, cfg: RunConfig, splits: Splits, out: ModelDir, device: str,
+         resume: bool) -> tuple[Colorizer, dict]:
+    """Build, fit and save ``model`` in ``out``; return it and its status figures
+    (``fit_seconds``; ``compute`` for a learned model: FLOPs and rates)."""
+    t0 = time.monotonic()
+    colorizer = model.build()
+    budget = cfg.budget_for(model.config)
+    ctx = FitContext(device=device, seed=cfg.seed, model_dir=out.path,
+                     loss_log=LossLog(out.loss_file), resume=resume,
+                     train_full=splits.train_full)
+    log.info("fitting %s (%s) on %d images, budget %s, device %s", model.label,
+             model.config.plugin, len(splits.train), budget.describe(), device)
+    colorizer.fit(splits.train, splits.val, budget, ctx)
+    figures: dict = {"fit_seconds": round(time.monotonic() - t0, 2)}
+    if colorizer.compute is not None:
+        figures["compute"] = compute_status(colorizer.compute, device)
+    out.weights_dir.mkdir(exist_ok=True)
+    colorizer.save(out.weights_dir)
+    return colorizer, figures
+
+
+def _score(colorizer: Colorizer, ab_pred: np.ndarray, splits: Splits, context: ScoringContext,
+           metrics: list[Metric], out: ModelDir) -> None:
+    """Save a row's predictions, per-image scores and the colorizer's extra files."""
+    L, ab_true = splits.test.arrays()
+    out.write_predictions(ab_pred)
+    with Progress(len(L), f"scoring {out.name}", unit="img") as bar:
+        rows = compute_rows(metrics, L, ab_pred, ab_true, context, progress=bar.update)
+    out.write_rows(rows)
+    colorizer.write_extras(out.path, splits.test)
+
+
 def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
               metrics: list[Metric], run: RunDir, device: str, resume: bool,
               previous: dict | None = None) -> dict:
     """Fit, save, colorize and score one model; failures become a status, never an exception.
 
+    An oracle (``uses_ground_truth``) is given the test ground truth and marked in its status.
     ``previous`` is the status an interrupted earlier attempt left: its start time is kept and
     the resume times are listed.
     """
     out = run.model(model.label)
-    model_dir = out.path
-    model_dir.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now().isoformat(timespec="seconds")
-    previous = previous or {}
-    status = {"model": model.label, "plugin": model.config.plugin, "status": "running",
-              "started": previous.get("started", now)}
-    if resume and previous:
-        status["resumed"] = [*previous.get("resumed", []), now]
+    out.path.mkdir(parents=True, exist_ok=True)
+    status = _start_status(model.label, model.config.plugin, resume, previous)
     out.write_status(status)
     t0 = time.monotonic()
     with _ModelLog(out.log_file):
         try:
-            colorizer = model.build()
-            budget = cfg.budget_for(model.config)
-            ctx = FitContext(device=device, seed=cfg.seed, model_dir=model_dir,
-                             loss_log=LossLog(out.loss_file), resume=resume)
-            log.info("fitting %s (%s) on %d images, budget %s, device %s", model.label,
-                     model.config.plugin, len(splits.train), budget.describe(), device)
-            colorizer.fit(splits.train, splits.val, budget, ctx)
-            fit_seconds = time.monotonic() - t0
-            if colorizer.compute is not None:  # a learned model: FLOPs and rates
-                status["compute"] = compute_status(colorizer.compute, device)
-            out.weights_dir.mkdir(exist_ok=True)
-            colorizer.save(out.weights_dir)
+            colorizer, figures = _fit(model, cfg, splits, out, device, resume)
+            status.update(figures)
             L, ab_true = splits.test.arrays()
-            ab_pred = colorize(colorizer, L, cfg.data.size)
-            out.write_predictions(ab_pred)
-            with Progress(len(L), f"scoring {model.label}", unit="img") as bar:
-                rows = compute_rows(metrics, L, ab_pred, ab_true, context, progress=bar.update)
-            out.write_rows(rows)
-            status.update(status="done", fit_seconds=round(fit_seconds, 2),
-                          seconds=round(time.monotonic() - t0, 2),
+            oracle = bool(colorizer.uses_ground_truth)
+            if oracle:
+                status["uses_ground_truth"] = True
+            ab_pred = colorize(colorizer, L, cfg.data.size, ab_true=ab_true if oracle else None)
+            _score(colorizer, ab_pred, splits, context, metrics, out)
+            status.update(status="done", seconds=round(time.monotonic() - t0, 2),
                           extra=colorizer.extra_results(splits.test))
         except TrainingDiverged as exc:
             status.update(status="failed", error=f"training diverged: {exc}")
@@ -183,22 +210,163 @@ def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringCont
     return status
 
 
+def _start_status(label: str, plugin: str, resume: bool, previous: dict | None) -> dict:
+    """A row's status as it starts; a resumed one keeps its first start and lists resumes."""
+    now = dt.datetime.now().isoformat(timespec="seconds")
+    previous = previous or {}
+    status = {"model": label, "plugin": plugin, "status": "running",
+              "started": previous.get("started", now)}
+    if resume and previous:
+        status["resumed"] = [*previous.get("resumed", []), now]
+    return status
+
+
+def _needs_running(out: ModelDir, resume: bool, n_images: int, eval_shape: tuple[int, int],
+                   metrics: list[str]) -> tuple[bool, dict]:
+    """Whether a model row must (re)run on this (re)start, and the status it left.
+
+    On resume a finished row is kept unless a file it left is unreadable or the wrong shape,
+    in which case it is redone (from its last checkpoint), saying which file.
+    """
+    previous = out.status()
+    if not resume:
+        return True, previous
+    if previous.get("status") == "done":
+        problem = out.problem(n_images, eval_shape, metrics)
+        if problem is None:
+            return False, previous
+        log.warning("%s: redoing %s from its last checkpoint", problem, out.name)
+    elif out.status_file.exists() and not previous:
+        log.warning("%s: unreadable; continuing %s from its last checkpoint", out.status_file,
+                    out.name)
+    return True, previous
+
+
+class _FitFailed(Exception):
+    """The shared fit of a hint-taking model failed; its rows fail with the fit's error."""
+
+
+def run_hint_rows(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
+                  metrics: list[Metric], run: RunDir, device: str,
+                  resume: bool) -> dict[str, dict]:
+    """A hint-taking model: one fit, then a row ``NAME@N`` per count N of ``cfg.hints``.
+
+    The fit's log, curve and weights go to ``models/NAME/``; each row gets a directory
+    ``models/NAME@N/`` like any model's (status.json with ``hints: N``, log.txt, pred_ab.npy,
+    scores.npz), so tables, reports, ``compare``, ``study`` and ``--resume`` treat it as a model.
+    The host draws the hints from each test image's ground truth at the evaluation size with
+    :func:`harness.hints.sample_hints`, seeded by ``cfg.seed`` and the image's test position:
+    the same for every hint-taking model. The model gets L and hints at the evaluation size
+    (resizing a hint mask would lose hints). Finished rows are kept on resume; a failed fit
+    fails every row it was to serve. Returns the rows' statuses in the config's count order.
+    """
+    labels = {n: f"{model.label}@{n}" for n in cfg.hints.counts}
+    L, ab_true = splits.test.arrays()
+    statuses, previous = {}, {}
+    for label in labels.values():
+        again, previous[label] = _needs_running(run.model(label), resume, len(L), L.shape[1:],
+                                                [m.name for m in metrics])
+        if not again:
+            log.info("%s: finished in the earlier run, skipped", label)
+            statuses[label] = previous[label]
+    pending = [n for n in labels if labels[n] not in statuses]
+    if not pending:
+        return statuses
+    fit = run.model(model.label)
+    resumed = resume and fit.path.is_dir()
+    fit.path.mkdir(parents=True, exist_ok=True)
+    error, figures = "", {}
+    with _ModelLog(fit.log_file):
+        try:
+            colorizer, figures = _fit(model, cfg, splits, fit, device, resumed)
+        except TrainingDiverged as exc:
+            error = f"training diverged: {exc}"
+            log.error("%s: %s", model.label, error)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("%s failed:\n%s", model.label, traceback.format_exc())
+    for n in pending:
+        row = run.model(labels[n])
+        row.path.mkdir(parents=True, exist_ok=True)
+        status = {**_start_status(labels[n], model.config.plugin, resume, previous[labels[n]]),
+                  "hints": n, **figures}
+        row.write_status(status)
+        t0 = time.monotonic()
+        with _ModelLog(row.log_file):
+            try:
+                if error:
+                    raise _FitFailed(error)
+                hints = sample_hints(ab_true, n, cfg.seed, np.arange(len(L)),
+                                     sampler=cfg.hints.sampler, patch=cfg.hints.patch)
+                log.info("%s: %d hints per test image (%s, patches %d-%d px)", labels[n], n,
+                         cfg.hints.sampler, *cfg.hints.patch)
+                ab_pred = colorize(colorizer, L, L.shape[1], hints=hints)
+                _score(colorizer, ab_pred, splits, context, metrics, row)
+                status.update(status="done", seconds=round(time.monotonic() - t0, 2),
+                              extra=colorizer.extra_results(splits.test))
+            except _FitFailed:
+                status.update(status="failed", error=error)
+                log.error("%s: not scored, the fit failed (see %s)", labels[n], fit.log_file)
+            except Exception as exc:
+                status.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("%s failed:\n%s", labels[n], traceback.format_exc())
+        row.write_status(status)
+        statuses[labels[n]] = status
+    return {labels[n]: statuses[labels[n]] for n in labels}
+
+
+def _hint_taking(cfg: RunConfig, models: list[Model]) -> set[str]:
+    """Labels of the models that take hints; a :class:`ConfigError` when ``hints:`` is unset
+    for one, or when ``report.reference`` names a user-assisted or oracle model."""
+    found = set()
+    for i, model in enumerate(models):
+        try:
+            takes = model.entry.load().takes_hints
+        except PluginError:
+            continue  # run_model records the import error as the model's failure
+        if takes and cfg.hints is None:
+            raise ConfigError(f"models[{i}] ({model.label}): {model.config.plugin} takes hints; "
+                              f"set the top-level hints: list, e.g. hints: [1, 10, 100]")
+        if takes:
+            found.add(model.label)
+    ref = cfg.report.reference
+    if ref is not None:
+        base = ref.rpartition("@")[0] or ref
+        chosen = next((m for m in models if m.label == base), None)
+        assisted = base in found
+        if chosen is not None and not assisted:
+            try:
+                assisted = bool(chosen.build().uses_ground_truth)
+            except Exception:  # its own run_model reports why it cannot be built
+                assisted = False
+        if assisted:
+            raise ConfigError(f"report.reference: {ref} is user-assisted or an oracle; the "
+                              f"reference must be an automatic model")
+    return found
+
+
 def load_trained(run_dir: Path, model: str, registry: Registry | None = None) -> Colorizer:
     """The colorizer ``model`` of a finished run, rebuilt from its config and saved weights."""
     from harness.config import load_config
     from harness.errors import HarnessError
     from harness.plugins import load_registry
 
-    cfg = load_config(RunDir(run_dir).config_file)
+    run = RunDir(run_dir)
+    cfg = load_config(run.config_file)
     registry = registry or load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
-    chosen = next((m for m in resolve_models(cfg, registry) if m.label == model), None)
+    chosen = next((m for m in resolve_models(cfg, registry)
+                   if m.label in (model, model.rpartition("@")[0])), None)
     if chosen is None:
         names = ", ".join(m.label for m in cfg.models)
         raise HarnessError(f"--model {model}: not in {run_dir}; models there: {names}")
-    trained = RunDir(run_dir).model(model)
+    colorizer = chosen.build()
+    if chosen.entry.load().takes_hints or colorizer.uses_ground_truth:
+        raise HarnessError(f"--model {model}: {chosen.label} needs user hints or the ground "
+                           f"truth, which photos to colorize do not have; choose an automatic "
+                           f"model")
+    trained = run.model(model)
     if not trained.done:
         raise HarnessError(f"--model {model}: did not finish in {run_dir} (see its status.json)")
-    colorizer = chosen.build()
     colorizer.load(trained.weights_dir)
     return colorizer
 
@@ -224,6 +392,7 @@ def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_cha
     laps = Laps()  # -> timings.json
     models = resolve_models(cfg, registry)
     metrics = resolve_metrics(cfg, registry)
+    hinted = _hint_taking(cfg, models)
     resume = run_dir is not None
     device = resolve_device(cfg.device)  # a missing cuda:N fails before any file is written
     config = cfg.model_dump(mode="json")
@@ -256,19 +425,22 @@ def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_cha
     overall = RunProgress(len(models))
     names = [m.name for m in metrics]
     for model in models:
-        out = run.model(model.label)
-        previous = out.status()
         line = overall.next(model.label)
-        if resume and previous.get("status") == "done":
-            problem = out.problem(len(L), L.shape[1:], names)
-            if problem is None:
-                log.info("%s: finished in the earlier run, skipped", line)
-                statuses[model.label] = previous
-                continue
-            log.warning("%s: redoing %s from its last checkpoint", problem, model.label)
-        elif resume and out.status_file.exists() and not previous:
-            log.warning("%s: unreadable; continuing %s from its last checkpoint",
-                        out.status_file, model.label)
+        if model.label in hinted:
+            log.info(line)
+            started = time.monotonic()
+            rows = run_hint_rows(model, cfg, splits, context, metrics, run, device, resume)
+            overall.finished(time.monotonic() - started)
+            statuses.update(rows)
+            gc.collect()
+            laps.lap(f"{model.label} ({', '.join(rows)})")
+            continue
+        out = run.model(model.label)
+        again, previous = _needs_running(out, resume, len(L), L.shape[1:], names)
+        if not again:
+            log.info("%s: finished in the earlier run, skipped", line)
+            statuses[model.label] = previous
+            continue
         log.info(line)
         started = time.monotonic()
         statuses[model.label] = run_model(model, cfg, splits, context, metrics, run,
@@ -280,8 +452,8 @@ def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_cha
         # which then took several times what `harness report` takes.
         gc.collect()
         laps.model(model.label, statuses[model.label])
-    rows = {m.label: run.model(m.label).rows() for m in models
-            if statuses[m.label]["status"] == "done"}
+    rows = {label: run.model(label).rows() for label, status in statuses.items()
+            if status["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
     if descriptive:
         rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, context)

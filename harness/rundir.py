@@ -43,7 +43,8 @@ class RunLocked(HarnessError):
 
 #: Columns of summary.csv, one row per (model, metric).
 SUMMARY_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "n", "p_vs_ref",
-                   "significant", "direction", "unit", "granularity", "status", "note"]
+                   "significant", "direction", "unit", "granularity", "status", "note",
+                   "assisted"]
 
 #: The line that opens the human-study section of table.md.
 STUDY_MARKER = "<!-- human-study: written by `harness study import`; replaced on each import -->"

@@ -236,3 +236,25 @@ def test_max_srgb_chroma_is_the_gamut_maximum():
             faces.append(np.stack(planes, -1))
     lab = rgb_to_lab(np.concatenate(faces))
     assert np.hypot(lab[..., 1], lab[..., 2]).max() <= _max_srgb_chroma() + 1e-3
+
+
+def test_hints_list_or_mapping_and_clear_errors(tmp_path):
+    base = "models: [{plugin: levin}]\ndata: {size: 16, eval_size: 24}\n"
+    cfg = load_config(write(tmp_path, base + "hints: [0, 10]\n"))
+    assert (cfg.hints.counts, cfg.hints.sampler, cfg.hints.patch) == ([0, 10], "uniform", (1, 5))
+    cfg = load_config(write(tmp_path, base + "hints: {counts: [2], sampler: gaussian, "
+                                             "patch: [1, 9]}\n"))
+    assert (cfg.hints.sampler, cfg.hints.patch) == ("gaussian", (1, 9))
+    assert load_config(write(tmp_path, base)).hints is None
+    for text, message in [("[1, -1]", r"'hints.counts' = \[1, -1\] is invalid: .*>= 0"),
+                          ("[3, 3]", r"hints.counts.*3 repeated"),
+                          ("[true]", r"'hints.counts\[0\]' = True"),
+                          ("{counts: [1], sampler: gauss}", r"'hints.sampler' = 'gauss'.*gaussian"),
+                          ("{counts: [1], patch: [4, 2]}", r"'hints.patch'.*smallest <= largest"),
+                          ("{counts: [1], patch: [1, 30]}", r"hints.patch: largest side 30 "
+                                                            r"exceeds the evaluation size 24"),
+                          ("{count: [1]}", r"unknown key 'hints.count'.*Did you mean 'counts'")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, base + f"hints: {text}\n"))
+    with pytest.raises(ConfigError, match="'@' is reserved for hint rows"):
+        load_config(write(tmp_path, "models: [{plugin: gray, name: gray@1}]\n"))

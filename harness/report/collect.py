@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import protocol
+from harness import assistance, protocol
 from harness.errors import HarnessError
 from harness.rundir import RunDir
 
@@ -66,10 +67,24 @@ class RunData:
 
     @property
     def models(self) -> list[str]:
-        """Model labels in config order, then any other model named in the summary."""
-        labels = [m.get("name") or m.get("plugin") for m in self.config.get("models") or []]
-        extra = [m for m in dict.fromkeys(self.summary["model"].dropna()) if m not in labels]
-        return [str(m) for m in labels + extra if m]
+        """Model labels in config order (a hint-taking model's ``NAME@N`` rows in its place),
+        then any other model named in the summary."""
+        named = [str(m) for m in dict.fromkeys(self.summary["model"].dropna())]
+        labels = []
+        for m in self.config.get("models") or []:
+            label = str(m.get("name") or m.get("plugin") or "")
+            rows = [n for n in named if re.fullmatch(re.escape(label) + r"@\d+", n)]
+            labels += rows or [label]
+        return [m for m in labels + [n for n in named if n not in labels] if m]
+
+    def assisted(self, model: str) -> str:
+        """``model``'s assistance (:mod:`harness.assistance`): from its status, else the
+        summary's ``assisted`` column; "" for an automatic model."""
+        found = assistance.of_status(self.statuses.get(model))
+        if found:
+            return found
+        column = self.summary.loc[self.summary["model"] == model, "assisted"]
+        return next((a for a in column if a), "")
 
     @property
     def trained(self) -> list[str]:
@@ -78,9 +93,10 @@ class RunData:
 
     @property
     def reference(self) -> str | None:
-        """The model the others were tested against (``report.reference`` or the first done)."""
+        """The model the others were tested against (``report.reference`` or the first
+        automatic model done)."""
         ref = (self.config.get("report") or {}).get("reference")
-        return ref or next(iter(self.trained), None)
+        return ref or next((m for m in self.trained if not self.assisted(m)), None)
 
     @cached_property
     def config_text(self) -> str:
@@ -230,7 +246,8 @@ def _groups(configs: Sequence[dict[str, Any]],
 def normalise_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """A summary frame (read from CSV or fresh) with every column, text as str, numbers float."""
     summary = summary.copy()
-    for column in ("model", "metric", "status", "note", "direction", "unit", "granularity"):
+    for column in ("model", "metric", "status", "note", "direction", "unit", "granularity",
+                   "assisted"):
         if column not in summary.columns:
             summary[column] = ""
         summary[column] = summary[column].astype(object).fillna("").astype(str)

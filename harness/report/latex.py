@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 import re
 
-from harness import __version__
+from harness import __version__, assistance
 from harness.report.tables import Cell, Table, fmt
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
             "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
             "^": r"\textasciicircum{}", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
-            "±": r"$\pm$", "<": r"$<$", ">": r"$>$"}
+            "±": r"$\pm$", "<": r"$<$", ">": r"$>$", "†": r"\dag{}", "‡": r"\ddag{}"}
 _SPECIAL_RE = re.compile("|".join(re.escape(k) for k in _SPECIAL))
 ARROWS = {"higher": r" $\uparrow$", "lower": r" $\downarrow$"}
 
@@ -77,6 +77,8 @@ def _caption(table: Table, config: str) -> str:
             names = ", ".join(f"\\texttt{{{escape(r)}}}" for r in refs)
             text += (f" $^{{*}}$: differs from {names} (Wilcoxon signed-rank test on per-image "
                      f"values, Holm-corrected, $p<{table.alpha}$).")
+    for line in assistance.footnotes(r.assisted for r in table.rows):
+        text += f" {escape(line)}"
     for metric, why in table.unavailable.items():
         text += f" \\texttt{{{escape(metric)}}} n/a: {escape(why)}."
     return text
@@ -100,6 +102,7 @@ def table_latex(table: Table, config: str, label: str) -> str:
             lines.append("    \\midrule")
         previous = row.keys[0]
         keys = [escape(k) for k in row.keys]
+        keys[-1] += f" {escape(row.mark)}" if row.mark else ""
         keys[-1] += " (ref.)" if row.reference else ""
         if runs_col:
             keys.append(str(max((c.n_runs for c in row.cells.values()), default=0)))

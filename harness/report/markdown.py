@@ -41,6 +41,7 @@ def table_markdown(table: Table) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.rows:
         keys = [_escape(k) for k in row.keys]
+        keys[-1] += f" {row.mark}" if row.mark else ""
         keys[-1] += " (ref)" if row.reference else ""
         keys[-1] += f" ({row.note})" if row.note else ""
         if row.failed:

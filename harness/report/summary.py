@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import assistance
 from harness.atomic import write_with
 from harness.config import RunConfig
 from harness.data.loader import Splits
@@ -18,7 +19,11 @@ from harness.rundir import SUMMARY_COLUMNS, RunDir
 
 def summary_frame(cfg: RunConfig, metrics: Sequence[Metric], rows: Mapping, statuses: Mapping,
                   reference: str | None) -> pd.DataFrame:
-    """Long-form summary of every (model, metric), failed models and extra figures included."""
+    """Long-form summary of every (model, metric), failed models and extra figures included.
+
+    ``assisted`` is empty for automatic models, ``hints=N`` or ``oracle`` for the others
+    (:mod:`harness.assistance`).
+    """
     frame = summarise(rows, metrics, reference, n_resamples=cfg.report.bootstrap,
                       seed=cfg.seed, alpha=cfg.report.alpha)
     meta = {m.name: m for m in metrics}
@@ -36,6 +41,7 @@ def summary_frame(cfg: RunConfig, metrics: Sequence[Metric], rows: Mapping, stat
                           "granularity": "model", "direction": "higher"})
     if extra:
         frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
+    frame["assisted"] = [assistance.of_status(statuses.get(m)) for m in frame["model"]]
     return frame.reindex(columns=SUMMARY_COLUMNS)
 
 
@@ -76,8 +82,10 @@ def write_tables(run: RunDir, cfg: RunConfig, metrics: Sequence[Metric], rows: M
                  statuses: Mapping, splits: Splits) -> pd.DataFrame:
     """Write per_image.csv, summary.csv, table.md and samples.png; return the summary."""
     models = list(statuses)
+    automatic = [m for m in models if statuses[m]["status"] == "done"
+                 and not assistance.of_status(statuses[m])]
     done = [m for m in models if statuses[m]["status"] == "done"]
-    reference = cfg.report.reference or (done[0] if done else None)
+    reference = cfg.report.reference or (automatic[0] if automatic else None)
     summary = summary_frame(cfg, metrics, rows, statuses, reference)
     run.write_frame("per_image", per_image_frame(rows, metrics, splits.test.names))
     run.write_frame("summary", summary)

@@ -2,10 +2,11 @@
 
 Two comparison tables: :func:`run_table` has one row per (run, model) with each value's 95%
 interval, the best value of a run in bold and a mark where a model differs significantly from
-the run's reference; :func:`aggregate_table` has one row per (group, model) with the mean,
-standard deviation and number of runs. :func:`compute_table` shows what each learned model's
-training computed (FLOPs and rates, from its ``status.json``). Renderers (Markdown, LaTeX,
-HTML) only format these cells.
+the run's reference (user-assisted and oracle rows carry :mod:`harness.assistance`'s mark and
+are never bold: the best is taken over automatic rows); :func:`aggregate_table` has one row
+per (group, model) with the mean, standard deviation and number of runs. :func:`compute_table`
+shows what each learned model's training computed (FLOPs and rates, from its ``status.json``).
+Renderers (Markdown, LaTeX, HTML) only format these cells.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import assistance
 from harness.metrics.engine import GROUND_TRUTH
 from harness.report.collect import HUMAN_PREFIX, RunData
 
@@ -77,11 +79,22 @@ class Row:
     failed: str = ""
     reference: bool = False
     note: str = ""  # e.g. "failed in 1 of 3 runs"
+    assisted: str = ""  # "hints=N" or "oracle" (harness.assistance); "" automatic
 
     @property
     def special(self) -> bool:
         """Ground truth or a study's control: shown, never ranked."""
         return self.model.startswith("(")
+
+    @property
+    def mark(self) -> str:
+        """† for a user-assisted row, ‡ for an oracle, "" for an automatic one."""
+        return assistance.mark(self.assisted)
+
+    @property
+    def mark_title(self) -> str:
+        """What the mark means for this row, e.g. "user-assisted: 10 hints from the ..."."""
+        return assistance.describe(self.assisted)
 
 
 @dataclass
@@ -126,12 +139,14 @@ def _columns(summary: pd.DataFrame) -> list[Column]:
 
 
 def _mark_best(rows: Sequence[Row], columns: Sequence[Column]) -> None:
-    """Flag the best value of each ranked column among the models (two or more needed)."""
+    """Flag the best value of each ranked column among the automatic models (two or more
+    needed); user-assisted and oracle rows are never ranked."""
     for col in columns:
         if col.direction not in ARROWS:
             continue
         cells = [r.cells[col.metric] for r in rows if not r.special and not r.failed
-                 and col.metric in r.cells and not math.isnan(r.cells[col.metric].value)]
+                 and not r.assisted and col.metric in r.cells
+                 and not math.isnan(r.cells[col.metric].value)]
         if len(cells) < 2:
             continue
         values = np.array([c.value for c in cells])
@@ -164,6 +179,8 @@ def _add_block(table: Table, summary: pd.DataFrame, order: Sequence[str],
         mine = summary[summary["model"] == model]
         row = Row([*run, model] if run else [model], model, reference=model == reference)
         status = statuses.get(model, {})
+        row.assisted = assistance.of_status(status) or next(
+            (a for a in mine.get("assisted", ()) if isinstance(a, str) and a), "")
         failed = mine[mine["status"] == "failed"]
         if status.get("status") == "failed" or len(failed):
             row.failed = (status.get("error")
@@ -234,7 +251,9 @@ def aggregate_table(runs: Sequence[RunData], agg: pd.DataFrame) -> Table:
             rows = mine[mine["model"] == model]
             if rows.empty and (group, model) not in gone:
                 continue
-            row = Row([group, model] if multi else [model], model)
+            row = Row([group, model] if multi else [model], model,
+                      assisted=next((a for r in runs if r.group == group
+                                     and (a := r.assisted(model))), ""))
             n_failed = int(rows["n_failed"].max()) if len(rows) else 0
             ok = rows[rows["metric"].fillna("") != ""]
             if n_failed and ok.empty:
@@ -286,6 +305,7 @@ def legend(table: Table) -> list[str]:
     else:
         lines.append("Mean ± standard deviation across runs (n = number of runs); best mean "
                      "in bold; ↑/↓ higher/lower is better.")
+    lines += assistance.footnotes(r.assisted for r in table.rows)
     if any(c.human for c in table.columns):
         lines.append("human-* columns come from the run's human study (`harness study "
                      "import`): shares of votes with Wilson 95% intervals; a * there marks a "

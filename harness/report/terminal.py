@@ -6,10 +6,12 @@ The full table (every metric, with intervals and significance marks) is ``table.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import pandas as pd
 
+from harness import assistance
 from harness.report.collect import normalise_summary
 from harness.report.tables import fmt
 
@@ -35,7 +37,9 @@ def compact_table(summary: pd.DataFrame, models: Sequence[str], headline: Sequen
     metrics = [m for m in headline if m in present] + [m for m in present if m not in headline]
     failed = dict(zip(frame.loc[frame["status"] == "failed", "model"],
                       frame.loc[frame["status"] == "failed", "note"]))
-    labels = [f"{m} (ref)" if m == reference else m for m in models]
+    marks = {m: assistance.mark(a) for m, a in zip(frame["model"], frame["assisted"]) if a}
+    notes = assistance.footnotes(a for a in frame["assisted"] if a)
+    labels = [f"{m} (ref)" if m == reference else m + marks.get(m, "") for m in models]
     while True:
         cells = {m: {name: _cell(r) for name, r in
                      ok[ok["model"] == m].drop_duplicates("metric").set_index("metric").iterrows()}
@@ -52,4 +56,5 @@ def compact_table(summary: pd.DataFrame, models: Sequence[str], headline: Sequen
     for i in range(len(models)):
         lines.append("  ".join(values[i].ljust(w) for (_, values), w in
                                zip(columns, widths)).rstrip())
+    lines += [""] + [textwrap.fill(n, width) for n in notes] if notes else []
     return "\n".join(lines) + "\n"

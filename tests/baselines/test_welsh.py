@@ -90,9 +90,11 @@ def test_auto_choice_reads_only_l_and_the_oracle_reads_the_truth(tmp_path):
     train = [scene(0, 25, (40, 0)), scene(1, 50, (-30, 30)), scene(2, 75, (0, -40))]
     model = WelshColorizer()
     model.fit(labset(train, ["dark", "mid", "bright"]), None, None, ctx(tmp_path))
-    # The API offers the auto choice no colour at all ...
+    # The API offers the auto choice no colour at all, and the automatic model refuses it ...
     assert list(inspect.signature(model.choose).parameters) == ["L"]
-    assert list(inspect.signature(model.predict).parameters) == ["L"]
+    assert not model.uses_ground_truth
+    with pytest.raises(ValueError, match="takes no ab_true"):
+        model.predict(train[0][0][None], ab_true=train[0][1][None])
     # ... and a test photo with the dark image's L but the bright image's colour is matched on
     # its L by auto and on its colour by the oracle.
     L_test, ab_test = train[0][0], train[2][1]
@@ -109,14 +111,36 @@ def test_auto_choice_reads_only_l_and_the_oracle_reads_the_truth(tmp_path):
 def test_choices_are_recorded_and_the_oracle_is_a_separate_method(tmp_path):
     train = [scene(0, 25, (40, 0)), scene(1, 75, (0, -40))]
     model = WelshColorizer(WelshOptions(reference="oracle"))
+    assert model.uses_ground_truth
     model.fit(labset(train), None, None, ctx(tmp_path))
-    with pytest.raises(RuntimeError, match="predict_oracle"):
+    with pytest.raises(ValueError, match="needs the test ground truth"):
         model.predict(train[0][0][None])
-    out = model.predict_oracle(train[0][0][None], train[1][1][None])
+    out = model.predict(train[0][0][None], ab_true=train[1][1][None])
     assert model.chosen == [Choice(1, "img1", model.chosen[0].distance, oracle=True)]
     assert model.chosen[0].as_dict()["name"] == "img1"
     # The oracle's colour comes from the chosen reference's samples.
     assert np.abs(out[0].mean(axis=(0, 1)) - np.array([0, -40])).max() < 5
+    model.write_extras(tmp_path, labset([train[0]], ["test, one"]))
+    lines = (tmp_path / "references.csv").read_text().splitlines()
+    assert lines[0] == "image,reference,distance,choice"
+    assert lines[1].startswith('"test, one",img1,') and lines[1].endswith(",oracle")
+
+
+def test_whole_training_images_are_indexed_at_the_input_side(tmp_path):
+    # ``train`` serves 32 px crops; ctx.train_full holds the same photos whole at 64 px. The
+    # index is built from the whole photos, shrunk to 32 px, the side predict is given L at.
+    whole = [scene(i, 30 + 20 * i, (15 * i, 10 - 10 * i), size=64) for i in range(2)]
+    lab = np.stack([np.concatenate([L[..., None], ab], -1) for L, ab in whole]).astype("f4")
+    crops = LabSet(lab, [0, 1], ["a", "b"], np.full(2, -1), [], crop=32)
+    full = LabSet(lab, [0, 1], ["a", "b"], np.full(2, -1), [])
+    context = ctx(tmp_path)
+    context.train_full = full
+    model = WelshColorizer()
+    model.fit(crops, None, None, context)
+    L_small = whole[1][0].reshape(32, 2, 32, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(model.index.lum_mean, [w[0].mean() for w in whole], atol=0.05)
+    assert model.index.names == ("a", "b")
+    assert model.choose(L_small[None])[0].name == "b"
 
 
 def test_index_saves_without_pickles_and_loads_back(tmp_path):
