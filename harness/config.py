@@ -271,7 +271,8 @@ class RunConfig(_Strict):
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; give each a 'name' ({', '.join(dupes)})")
-        if self.report.reference is not None and self.report.reference not in labels:
+        ref = self.report.reference
+        if ref is not None and ref not in labels and ref.rpartition("@")[0] not in labels:
             raise ValueError(f"report.reference = {self.report.reference!r} is not a model of "
                              f"this config (models: {', '.join(labels)})")
         taken = [x for x in labels if "@" in x]

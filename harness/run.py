@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from harness import protocol
 from harness import resume as resume_checks
@@ -395,7 +396,7 @@ def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_cha
     hinted = _hint_taking(cfg, models)
     resume = run_dir is not None
     device = resolve_device(cfg.device)  # a missing cuda:N fails before any file is written
-    config = cfg.model_dump(mode="json")
+    config = yaml.safe_load(dump_config(cfg))  # as the run recorded it
     if resume:
         run = RunDir(run_dir)
         stack.enter_context(run.lock())

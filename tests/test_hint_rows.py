@@ -31,6 +31,7 @@ from harness.colorizer import Colorizer
 
 class Recorder(Colorizer):
     takes_hints = True
+    stateless = True
 
     def fit(self, train, val, budget, ctx):
         with open(Path(os.environ["HINTS_LOG"]) / "fits.log", "a") as f:
