@@ -222,6 +222,39 @@ class ThreadsConfig(_Strict):
         threads.choose(self.torch, self.tensorflow, self.omp_wait_policy)
 
 
+def _default_backend() -> str:
+    from harness.execution import default_backend
+
+    return default_backend()
+
+
+class ExecutionConfig(_Strict):
+    """Where each model job runs (see :mod:`harness.execution`).
+
+    ``inline``: in the ``harness run`` process, one after another. ``process``: each job in a
+    fresh spawned process, ``workers`` at a time, a GPU each on a GPU machine (CPU cores split
+    between them otherwise). ``ray``: each job a Ray task on ``ray.init(address)``.
+    """
+
+    backend: Literal["inline", "process", "ray"] = Field(
+        default_factory=_default_backend,
+        description="default: HARNESS_BACKEND when set, else process")
+    workers: int | None = Field(
+        None, ge=1, description="jobs at a time; default: one per visible GPU, else 1 on a CPU")
+    address: str | None = Field(
+        None, description="ray only: 'auto' or ray://host:10001 for a running cluster; "
+                          "unset starts a local Ray instance")
+    gpus_per_job: float = Field(1.0, gt=0, description="ray only: GPUs each job asks for, "
+                                                        "when the run's device is a GPU")
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int | None) -> int | None:
+        if value is not None and value > limits.MAX_JOBS:
+            raise ValueError(f"must be <= {limits.MAX_JOBS}: {limits.JOBS_REASON}")
+        return value
+
+
 class RunConfig(_Strict):
     """A whole run: data, models, budget, metrics, extra plugins, hints, report and threads.
 
@@ -245,6 +278,7 @@ class RunConfig(_Strict):
         None, description="hint counts (and sampler, patch sides) for hint-taking models")
     report: ReportConfig = Field(default_factory=ReportConfig)
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     output_dir: Path = Path("results")
 
     @field_validator("seed")

@@ -58,3 +58,8 @@ BATCH_REASON = (f"each batch is drawn and stacked in memory first, batch x side^
 MAX_LOADER_WORKERS = 64
 LOADER_WORKERS_REASON = ("each is a process (torch) or thread (Keras) of its own, and workers "
                          "beyond the cores only contend")
+
+#: Most model jobs at a time (``execution.workers``).
+MAX_JOBS = 256
+JOBS_REASON = ("each is a process holding a whole framework (hundreds of MB) and its model's "
+               "data; a Ray cluster larger than that takes several runs or a sweep")

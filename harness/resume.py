@@ -20,7 +20,7 @@ from harness.rundir import RunDir
 
 #: Config keys whose change leaves every trained model and score as it is.
 NEUTRAL = ("name", "report.*", "threads.*", "data.workers", "data.cache_dir", "output_dir",
-           "plugin_dir")
+           "plugin_dir", "execution.*")
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, str]:

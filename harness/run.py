@@ -42,6 +42,7 @@ from harness.resize import resize_ab, resize_l
 from harness.rundir import ModelDir, RunDir
 from harness.study.votes import compute as compute_study
 from harness.study.votes import load_votes, merge_outputs
+from harness.threads import available_cores
 from harness.train.flops import compute_status
 
 log = logging.getLogger("harness")
@@ -346,6 +347,75 @@ def _hint_taking(cfg: RunConfig, models: list[Model]) -> set[str]:
     return found
 
 
+def _run_jobs(cfg: RunConfig, models: list[Model], hinted: set[str], splits: Splits,
+              context: ScoringContext, metrics: list[Metric], run: RunDir, device: str,
+              resume: bool, laps: Laps) -> dict[str, dict]:
+    """Every model's job on the configured backend (:mod:`harness.execution`); the statuses
+    of all model rows, finished earlier ones included, in the config's order."""
+    from harness import execution
+
+    L = splits.test.arrays()[0]
+    names = [m.name for m in metrics]
+    config = dump_config(cfg)
+    statuses: dict[str, dict] = {}
+    specs, by_label = [], {m.label: m for m in models}
+    for model in models:
+        hint = model.label in hinted
+        rows = tuple(f"{model.label}@{n}" for n in cfg.hints.counts) if hint else (model.label,)
+        left = {}
+        for label in rows:
+            again, previous = _needs_running(run.model(label), resume, len(L), L.shape[1:],
+                                             names)
+            if again:
+                left[label] = previous
+            else:
+                log.info("%s: finished in the earlier run, skipped", label)
+                statuses[label] = previous
+        if not left:
+            continue
+        out = run.model(model.label)
+        specs.append(execution.JobSpec(
+            run_dir=str(run.path), config=config, label=model.label,
+            plugin=model.config.plugin, rows=rows, hinted=hint, device=device,
+            resume=resume if hint else resume and out.path.exists(),
+            previous=left.get(model.label, {}), prior=context.prior,
+            log_level=log.getEffectiveLevel()))
+    backend = cfg.execution.backend
+    monitor = execution.Monitor(len(specs))
+    if backend == "inline" or not specs:
+        overall = RunProgress(len(specs))
+
+        def inputs(spec):
+            log.info(overall.next(spec.label))
+            return by_label[spec.label], cfg, splits, context, metrics, run
+
+        def after(spec, rows, seconds):
+            overall.finished(seconds)
+            # A fitted model (Keras's above all) lingers in reference cycles; left to the
+            # cyclic collector, the last one is freed by a full collection in the middle of
+            # the report, which then took several times what `harness report` takes.
+            gc.collect()
+            if spec.hinted:
+                laps.lap(f"{spec.label} ({', '.join(rows)})")
+            else:
+                laps.model(spec.label, rows[spec.label])
+
+        done = execution.run_inline(specs, inputs, monitor, after)
+    elif backend == "process":
+        gpus = execution.gpu_ids(device)
+        workers = cfg.execution.workers or max(1, len(gpus))
+        log.info("%d job(s) in %d worker process(es)%s", len(specs), workers,
+                 f" on GPUs {', '.join(gpus)}" if gpus else "")
+        done = execution.run_processes(specs, workers, available_cores(), gpus, monitor)
+    else:
+        done = execution.run_ray(specs, cfg.execution.workers, cfg.execution.address,
+                                 cfg.execution.gpus_per_job, monitor)
+    statuses.update(done)
+    order = [label for m in models for label in
+             ((f"{m.label}@{n}" for n in cfg.hints.counts) if m.label in hinted else [m.label])]
+    return {label: statuses[label] for label in order if label in statuses}
+
+
 def load_trained(run_dir: Path, model: str, registry: Registry | None = None) -> Colorizer:
     """The colorizer ``model`` of a finished run, rebuilt from its config and saved weights."""
     from harness.config import load_config
@@ -422,37 +492,9 @@ def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_cha
     context = _scoring_context(splits, device, run_dir)
     laps.lap("data")
 
-    statuses = {}
-    overall = RunProgress(len(models))
-    names = [m.name for m in metrics]
-    for model in models:
-        line = overall.next(model.label)
-        if model.label in hinted:
-            log.info(line)
-            started = time.monotonic()
-            rows = run_hint_rows(model, cfg, splits, context, metrics, run, device, resume)
-            overall.finished(time.monotonic() - started)
-            statuses.update(rows)
-            gc.collect()
-            laps.lap(f"{model.label} ({', '.join(rows)})")
-            continue
-        out = run.model(model.label)
-        again, previous = _needs_running(out, resume, len(L), L.shape[1:], names)
-        if not again:
-            log.info("%s: finished in the earlier run, skipped", line)
-            statuses[model.label] = previous
-            continue
-        log.info(line)
-        started = time.monotonic()
-        statuses[model.label] = run_model(model, cfg, splits, context, metrics, run,
-                                          device, resume=resume and out.path.exists(),
-                                          previous=previous)
-        overall.finished(time.monotonic() - started)
-        # A fitted model (Keras's above all) lingers in reference cycles; left to the cyclic
-        # collector, the last one is freed by a full collection in the middle of the report,
-        # which then took several times what `harness report` takes.
-        gc.collect()
-        laps.model(model.label, statuses[model.label])
+    statuses = _run_jobs(cfg, models, hinted, splits, context, metrics, run, device, resume,
+                         laps)
+    laps.lap("models")
     rows = {label: run.model(label).rows() for label, status in statuses.items()
             if status["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]

@@ -21,6 +21,8 @@ def _isolated_cache(tmp_path_factory):
     old = os.environ.get("HARNESS_CACHE_DIR")
     os.environ["HARNESS_CACHE_DIR"] = str(tmp_path_factory.mktemp("harness-cache"))
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # Configs that name no backend run inline (and fast) here; tests of the others say so.
+    os.environ.setdefault("HARNESS_BACKEND", "inline")
     yield
     if old is None:
         os.environ.pop("HARNESS_CACHE_DIR", None)

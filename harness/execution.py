@@ -1,0 +1,355 @@
+"""Model jobs, and the backends that run them: inline, spawned processes, Ray tasks.
+
+A *model job* fits, saves, colorizes, scores and writes one model's rows into the run
+directory (:func:`harness.run.run_model`, or :func:`harness.run.run_hint_rows` for a
+hint-taking model's ``NAME@N`` rows). Outside ``inline`` it needs nothing from the parent
+process but its :class:`JobSpec`: it reads the config from the spec, the images from the shared
+memory-mapped Lab cache (:func:`harness.data.loader.load_splits` finds the parent's cache and
+reuses it) and the training prior of the scoring context from the spec, and it writes its
+status, log and rows straight into ``models/<label>/``. The run directory is therefore on
+storage every worker sees: this machine's disk for ``process``, a shared file system (NFS,
+Lustre, what a Slurm cluster mounts on every node) for ``ray``. Results do not travel back
+through Ray: checkpoints must outlive a worker for ``--resume`` to continue a killed job, and
+weights and predictions (tens of MB a model) would otherwise pass through the driver's
+object store only to be written by it.
+
+Backends (``execution.backend``; the default comes from ``HARNESS_BACKEND``, else ``process``):
+
+- ``inline``: every job in this process, one after another (the run before workers existed);
+  for debugging, and the test suite.
+- ``process``: each job in a fresh process started with ``spawn``, ``execution.workers`` at a
+  time. A worker imports only what its model's plugin imports. On a GPU machine each worker
+  sees one GPU (``CUDA_VISIBLE_DEVICES``); on a CPU the cores are split between the workers
+  and each gives torch and TensorFlow its share of threads (``threads:`` overrides). A worker
+  that dies (segfault, OOM kill, SIGKILL) fails only its model, its status naming the signal.
+- ``ray``: each job a Ray task asking for its share of CPUs (and ``gpus_per_job`` GPUs on a
+  GPU run), on ``ray.init(address=execution.address)``; Ray is imported only then.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.rundir import RunDir
+
+log = logging.getLogger("harness")
+
+#: The backend of a config that does not choose one.
+BACKEND_VAR = "HARNESS_BACKEND"
+#: Seconds between the progress lines of running jobs.
+PROGRESS_SECONDS = 10.0
+
+
+def default_backend() -> str:
+    """``HARNESS_BACKEND`` when set (``inline``, ``process`` or ``ray``), else ``process``."""
+    value = os.environ.get(BACKEND_VAR, "process")
+    if value not in ("inline", "process", "ray"):
+        raise ConfigError(f"{BACKEND_VAR}={value!r}: expected inline, process or ray")
+    return value
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a model job needs from the parent; small and picklable."""
+
+    run_dir: str
+    config: str  #: the run's resolved config as YAML (:func:`harness.config.dump_config`)
+    label: str
+    plugin: str
+    rows: tuple[str, ...]  #: the model rows it writes: the label, or ``label@N`` per count
+    hinted: bool
+    device: str  #: as the worker names it (``cuda`` is its one visible GPU)
+    resume: bool
+    previous: dict[str, Any] = field(default_factory=dict)
+    prior: np.ndarray | None = None  #: the scoring context's training prior
+    threads: int | None = None  #: torch and TensorFlow intra-op threads; None: the defaults
+    gpu: str | None = None  #: ``CUDA_VISIBLE_DEVICES`` for a process worker
+    log_level: int = logging.INFO
+    sys_path: tuple[str, ...] = ()  #: the parent's import path, for Ray workers
+
+
+def perform(spec: JobSpec, model, cfg, splits, context, metrics, run: RunDir
+            ) -> dict[str, dict]:
+    """Run the job with these objects; the statuses of its rows by label."""
+    from harness.run import run_hint_rows, run_model
+
+    if spec.hinted:
+        return run_hint_rows(model, cfg, splits, context, metrics, run, spec.device,
+                             spec.resume)
+    return {spec.label: run_model(model, cfg, splits, context, metrics, run, spec.device,
+                                  resume=spec.resume, previous=spec.previous or None)}
+
+
+def run_job(spec: JobSpec, capture: bool = True) -> dict[str, dict]:
+    """The job in a worker: set devices and threads, rebuild its inputs, run it.
+
+    ``capture`` sends the process's stdout and stderr (a crash's last words included) to the
+    model's ``log.txt``, after what the harness logs there.
+    """
+    if spec.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.gpu
+    sys.path[:0] = [p for p in spec.sys_path if p not in sys.path]
+    run = RunDir(spec.run_dir)
+    if capture:
+        _capture_output(run.model(spec.label).log_file)
+    logging.getLogger("harness").setLevel(spec.log_level)
+    import yaml
+
+    from harness.color import zhang313
+    from harness.config import RunConfig
+    from harness.data.loader import load_splits
+    from harness.metrics import ScoringContext
+    from harness.metrics.truth import TruthStore
+    from harness.plugins import load_registry
+    from harness.run import resolve_metrics, resolve_models
+
+    cfg = RunConfig.model_validate(yaml.safe_load(spec.config))
+    cfg.threads.model_copy(update={
+        "torch": cfg.threads.torch or spec.threads,
+        "tensorflow": cfg.threads.tensorflow or spec.threads}).apply()
+    registry = load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
+    model = next(m for m in resolve_models(cfg, registry) if m.label == spec.label)
+    metrics = resolve_metrics(cfg, registry)
+    splits = load_splits(cfg.data, registry, cfg.seed)
+    context = ScoringContext(bins=zhang313(), prior=spec.prior, device=spec.device,
+                             truth=TruthStore(spill_dir=run.path))
+    try:
+        return perform(spec, model, cfg, splits, context, metrics, run)
+    finally:
+        context.truth.close()
+
+
+def _capture_output(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _process_main(spec: JobSpec) -> None:
+    """A process worker's entry point: its exit code tells the parent how it ended."""
+    run_job(spec)
+
+
+def worker_failure(spec: JobSpec, reason: str) -> dict[str, dict]:
+    """Mark the job's unfinished rows failed with ``reason``; the statuses of all its rows.
+
+    A row the job finished before it died stays done.
+    """
+    run = RunDir(spec.run_dir)
+    statuses = {}
+    for label in spec.rows:
+        out = run.model(label)
+        status = out.status()
+        if status.get("status") != "done":
+            out.path.mkdir(parents=True, exist_ok=True)
+            status = {"model": label, "plugin": spec.plugin, **status, "status": "failed",
+                      "error": f"{reason} (see {run.model(spec.label).log_file})"}
+            out.write_status(status)
+        statuses[label] = status
+    return statuses
+
+
+def describe_exit(code: int) -> str:
+    """``worker killed by SIGKILL`` for a negative exit code, else ``worker exited with N``."""
+    if code < 0:
+        try:
+            return f"worker killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"worker killed by signal {-code}"
+    return f"worker exited with code {code}"
+
+
+class Monitor:
+    """The parent's lines: a job started, its step and loss while running, done or failed."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.finished = total, 0
+        self.started: dict[str, float] = {}
+        self._seen: dict[str, float] = {}
+
+    def start(self, spec: JobSpec, where: str = "") -> None:
+        self.started[spec.label] = time.monotonic()
+        log.info("started %s%s", spec.label, f" ({where})" if where else "")
+
+    def poll(self, run: RunDir, labels: list[str]) -> None:
+        """A line per running job whose loss.csv grew since the last poll."""
+        for label in labels:
+            path = run.model(label).loss_file
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            if self._seen.get(label) == mtime:
+                continue
+            self._seen[label] = mtime
+            row = _last_row(path)
+            if row:
+                log.info("running %s: step %s, loss %.4g, %.0f img/s", label,
+                         row["step"].split(".")[0], float(row["loss"]),
+                         float(row["images_per_s"] or 0))
+
+    def end(self, spec: JobSpec, statuses: dict[str, dict]) -> None:
+        self.finished += 1
+        seconds = time.monotonic() - self.started.pop(spec.label, time.monotonic())
+        failed = {k: s.get("error", "") for k, s in statuses.items() if s.get("status") != "done"}
+        head = f"[{self.finished}/{self.total}]"
+        if failed:
+            for label, error in failed.items():
+                log.warning("%s failed %s after %.1f s: %s", head, label, seconds, error)
+        else:
+            log.info("%s done %s in %.1f s", head, ", ".join(statuses) or spec.label, seconds)
+
+
+def _last_row(path: Path) -> dict[str, str] | None:
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error):
+        return None
+    row = rows[-1] if rows else None
+    return row if row and row.get("loss") and row.get("step") else None
+
+
+def gpu_ids(device: str) -> list[str]:
+    """The GPUs the jobs of a run on ``device`` share out: every visible one for ``cuda``, the
+    one named for ``cuda:N``; none on other devices."""
+    if not device.startswith("cuda"):
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [x.strip() for x in visible.split(",") if x.strip()] if visible else None
+    if ":" in device:
+        index = int(device.partition(":")[2])
+        return [ids[index] if ids and index < len(ids) else str(index)]
+    if ids is None:
+        import torch
+
+        ids = [str(i) for i in range(torch.cuda.device_count())]
+    return ids
+
+
+def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str],
+                  monitor: Monitor) -> dict[str, dict]:
+    """Each job in a fresh spawned process, ``workers`` at a time; statuses by row label."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("spawn")
+    share = None if workers == 1 else max(1, cores // workers)
+    pending, running, free = list(specs), {}, list(gpus)
+    statuses: dict[str, dict] = {}
+    run = RunDir(specs[0].run_dir) if specs else None
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                spec = pending.pop(0)
+                gpu = free.pop(0) if free else None
+                spec = dataclasses.replace(spec, threads=share, gpu=gpu,
+                                           device="cuda" if gpu is not None else spec.device)
+                proc = ctx.Process(target=_process_main, args=(spec,),
+                                   name=f"harness-job-{spec.label}")
+                proc.start()
+                running[proc.sentinel] = (proc, spec)
+                monitor.start(spec, f"pid {proc.pid}" + (f", GPU {gpu}" if gpu else ""))
+            for sentinel in wait(list(running), timeout=PROGRESS_SECONDS):
+                proc, spec = running.pop(sentinel)
+                proc.join()
+                if spec.gpu is not None:
+                    free.append(spec.gpu)
+                rows = _finished_rows(spec, proc.exitcode)
+                statuses.update(rows)
+                monitor.end(spec, rows)
+            monitor.poll(run, [spec.label for _, spec in running.values()])
+    finally:  # interrupted: stop the workers; their models resume from their checkpoints
+        for proc, _ in running.values():
+            proc.terminate()
+        for proc, _ in running.values():
+            proc.join()
+    return statuses
+
+
+def _finished_rows(spec: JobSpec, exitcode: int) -> dict[str, dict]:
+    run = RunDir(spec.run_dir)
+    rows = {label: run.model(label).status() for label in spec.rows}
+    if exitcode == 0 and all(s.get("status") in ("done", "failed") for s in rows.values()):
+        return rows
+    return worker_failure(spec, describe_exit(exitcode))
+
+
+def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
+            gpus_per_job: float, monitor: Monitor) -> dict[str, dict]:
+    """Each job a Ray task (no retries: a failure is the model's); statuses by row label."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("execution.backend: ray needs Ray: pip install "
+                          "'colorization-harness[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)
+    gpu = any(s.device.startswith("cuda") for s in specs)
+    cluster = ray.cluster_resources()
+    if workers is None:
+        workers = max(1, int(cluster.get("GPU", 0) / gpus_per_job)) if gpu else 1
+    cpus = max(1, int(cluster.get("CPU", 1)) // workers)
+    task = ray.remote(run_job).options(num_cpus=cpus, num_gpus=gpus_per_job if gpu else 0,
+                                       max_retries=0, name="harness-model-job")
+    pending, running = list(specs), {}
+    statuses: dict[str, dict] = {}
+    run = RunDir(specs[0].run_dir) if specs else None
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                spec = dataclasses.replace(pending.pop(0), threads=cpus,
+                                           device="cuda" if gpu else "cpu",
+                                           sys_path=tuple(sys.path))
+                running[task.remote(spec)] = spec
+                monitor.start(spec, f"Ray task, {cpus} CPU" + (f", {gpus_per_job} GPU"
+                                                                 if gpu else ""))
+            done, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_SECONDS)
+            for ref in done:
+                spec = running.pop(ref)
+                try:
+                    rows = ray.get(ref)
+                except Exception as exc:  # the worker died or the task could not run
+                    rows = worker_failure(spec, f"Ray task failed: {type(exc).__name__}: "
+                                                f"{str(exc).splitlines()[0] if str(exc) else ''}")
+                statuses.update(rows)
+                monitor.end(spec, rows)
+            monitor.poll(run, [s.label for s in running.values()])
+    finally:
+        for ref in running:
+            ray.cancel(ref, force=True)
+    return statuses
+
+
+def run_inline(specs: list[JobSpec], inputs: Callable[[JobSpec], tuple], monitor: Monitor,
+               after: Callable[[JobSpec, dict[str, dict], float], None]) -> dict[str, dict]:
+    """Each job in this process with the parent's objects (``inputs(spec)``: model, cfg,
+    splits, context, metrics, run), one after another; ``after(spec, rows, seconds)``
+    follows each."""
+    statuses: dict[str, dict] = {}
+    for spec in specs:
+        given = inputs(spec)
+        monitor.start(spec)
+        t0 = time.monotonic()
+        rows = perform(spec, *given)
+        statuses.update(rows)
+        monitor.end(spec, rows)
+        after(spec, rows, time.monotonic() - t0)
+    return statuses
