@@ -105,7 +105,7 @@ def run_job(spec: JobSpec, capture: bool = True) -> dict[str, dict]:
     run = RunDir(spec.run_dir)
     if capture:
         _capture_output(run.model(spec.label).log_file)
-    logging.getLogger("harness").setLevel(spec.log_level)
+    logging.getLogger("harness").setLevel(min(spec.log_level, logging.INFO))  # log.txt: all
     import yaml
 
     from harness.color import zhang313

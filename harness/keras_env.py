@@ -22,6 +22,12 @@ idempotent, and everything it sets yields to a value the user has already chosen
   core, each launching multi-threaded kernels) is held to 2. torch keeps ``OMP_NUM_THREADS``
   when set and the config does not say; TensorFlow keeps thread counts set before this runs.
 - Memory: see :func:`generator_dataset_malloc`, which the Keras trainer wraps around a fit.
+
+Worker isolation (:mod:`harness.execution`: the ``process`` and ``ray`` backends) keeps a
+torch model's job free of TensorFlow, but not a Keras model's job free of torch: the host
+itself resizes with torch (:mod:`harness.resize`, the protocol's antialiased resize) and scores
+LPIPS with it, after the fit. So every workaround here still holds in a Keras worker (load
+order, threads, malloc), and ``inline`` runs every framework in one process; none is removed.
 """
 
 from __future__ import annotations

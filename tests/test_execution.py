@@ -1,0 +1,164 @@
+"""Model jobs on the inline, process and ray backends: same numbers, a killed worker, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from harness.config import load_config
+from harness.errors import ExitCode
+from harness.execution import describe_exit
+from harness.plugins import load_registry
+from harness.run import execute
+
+SLEEPER = """
+import os, sys, time
+from pathlib import Path
+import numpy as np
+from harness import hookimpl
+from harness.colorizer import Colorizer, PluginOptions
+
+
+class Sleeper(Colorizer):
+    Options = PluginOptions
+    stateless = True
+
+    def fit(self, train, val, budget, ctx):
+        marks = Path(os.environ["SLEEPER_DIR"])
+        (marks / f"fit-{os.getpid()}").write_text("")
+        if not os.environ.get("SLEEPER_FAST"):  # set on resume: the config must stay the same
+            (marks / "pid").write_text(str(os.getpid()))
+            time.sleep(60)  # the test kills this worker long before
+
+    def predict(self, L):
+        return np.full((*L.shape, 2), 5.0, dtype=np.float32)
+
+    def extra_results(self, test):
+        return {name: float(name in sys.modules) for name in ("torch", "tensorflow")}
+
+
+@hookimpl
+def harness_register_colorizers(register):
+    register("sleeper", Sleeper, framework="numpy")
+"""
+
+MODELS = """
+  - plugin: mean-prior
+  - plugin: zhang
+    options: {width: 0.0625, batch_size: 4}"""
+
+
+def _config(folder, models: str = MODELS, extra: str = "") -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "run.yaml"
+    path.write_text(f"""
+name: t
+device: cpu
+data: {{source: demo, size: 16, eval_size: 24, test_fraction: 0.3}}
+budget: {{steps: 3}}
+models: {models}
+metrics: [psnr, ssim, colorfulness, dcf]
+plugins: [sleeper_plugin]
+report: {{bootstrap: 100, samples: 0}}
+output_dir: {folder / "results"}
+{extra}""")
+    return str(path)
+
+
+def _execute(path, *overrides, run_dir=None):
+    cfg = load_config(path, list(overrides))
+    return execute(cfg, load_registry(cfg.plugins, config_dir=cfg.plugin_dir), run_dir)
+
+
+def _scores(run_dir, model):
+    with np.load(run_dir / "models" / model / "scores.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.fixture
+def sleeper(plugin_module, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLEEPER_DIR", str(tmp_path))
+    return plugin_module("sleeper_plugin", SLEEPER)
+
+
+@pytest.fixture(scope="module")
+def inline_run(tmp_path_factory):
+    """The reference: the models run inline."""
+    run_dir, code = _execute(_config(tmp_path_factory.mktemp("inline")),
+                             "execution.backend=inline")
+    assert code == ExitCode.OK
+    return run_dir
+
+
+def _assert_same_numbers(run_dir, reference):
+    for model in ("mean-prior", "zhang"):
+        ours, theirs = _scores(run_dir, model), _scores(reference, model)
+        assert ours.keys() == theirs.keys()
+        for name in ours:  # threads may differ (one per worker): summation order only
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-4, atol=1e-5,
+                                       err_msg=f"{model} {name}")
+        assert (run_dir / "models" / model / "weights").is_dir()
+
+
+def test_process_backend_gives_the_inline_numbers(tmp_path, inline_run):
+    run_dir, code = _execute(_config(tmp_path), "execution.backend=process",
+                             "execution.workers=2")
+    assert code == ExitCode.OK
+    _assert_same_numbers(run_dir, inline_run)
+    assert "fitting zhang" in (run_dir / "models" / "zhang" / "log.txt").read_text()
+
+
+def test_ray_backend_gives_the_inline_numbers(tmp_path, inline_run):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_dir, code = _execute(_config(tmp_path), "execution.backend=ray",
+                                 "execution.workers=2")
+    finally:
+        ray.shutdown()
+    assert code == ExitCode.OK
+    _assert_same_numbers(run_dir, inline_run)
+
+
+def test_killed_worker_fails_only_its_model_and_resume_redoes_it(tmp_path, sleeper,
+                                                                 monkeypatch):
+    path = _config(tmp_path, "[{plugin: sleeper}, {plugin: gray}]",
+                   "execution: {backend: process, workers: 2}")
+    result = []
+    runner = threading.Thread(target=lambda: result.append(_execute(path)))
+    runner.start()
+    pid_file = tmp_path / "pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    runner.join(60)
+    run_dir, code = result[0]
+    assert code == ExitCode.MODEL_FAILED
+    killed = json.loads((run_dir / "models" / "sleeper" / "status.json").read_text())
+    assert killed["status"] == "failed" and "worker killed by SIGKILL" in killed["error"]
+    gray = json.loads((run_dir / "models" / "gray" / "status.json").read_text())
+    assert gray["status"] == "done"
+
+    monkeypatch.setenv("SLEEPER_FAST", "1")
+    _, code = _execute(path, run_dir=run_dir)
+    assert code == ExitCode.OK
+    resumed = json.loads((run_dir / "models" / "sleeper" / "status.json").read_text())
+    assert resumed["status"] == "done" and resumed["resumed"]
+    assert resumed["started"] == killed["started"]
+    # a worker imports no framework its model does not use; torch is the host's own (the
+    # protocol's resizing and LPIPS), TensorFlow only a Keras model's
+    assert resumed["extra"]["tensorflow"] == 0.0
+    assert json.loads((run_dir / "models" / "gray" / "status.json").read_text()) == gray
+    assert len(list(tmp_path.glob("fit-*"))) == 2
+
+
+def test_exit_codes_are_described():
+    assert describe_exit(-signal.SIGSEGV) == "worker killed by SIGSEGV"
+    assert describe_exit(3) == "worker exited with code 3"
