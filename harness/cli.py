@@ -90,6 +90,38 @@ def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None,
     sys.exit(int(code))
 
 
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--seeds", required=True, metavar="SEEDS",
+              help="Seeds to run, e.g. 0-4 or 1,5,9.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key for every seed, e.g. --set execution.workers=4.")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Continue a sweep in this directory: finished runs are kept.")
+def sweep(config: Path, seeds: str, overrides: tuple[str, ...], resume_dir: Path | None) -> None:
+    """Run CONFIG once per seed, each a run inside one sweep directory.
+
+    Aggregate it with harness report SWEEP_DIR.
+
+    \b
+    Example: harness sweep configs/all.yaml --seeds 0-4 --set execution.workers=4
+    """
+    from harness.sweep import parse_seeds
+    from harness.sweep import sweep as run_sweep
+
+    try:
+        sweep_dir, code = run_sweep(config, parse_seeds(seeds), list(overrides), resume_dir)
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "run_dir", None)
+        again = shlex.join(["harness", "sweep", str(config), "--seeds", seeds,
+                            *(x for o in overrides for x in ("--set", o))])
+        click.echo(f"Interrupted; continue with: {again} --resume {where}" if where else
+                   "Interrupted before the sweep directory was made.", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    click.echo(f"Sweep in {sweep_dir}; aggregate it with: harness report {sweep_dir}")
+    sys.exit(code)
+
+
 def _compact(run, cfg) -> str:
     """The headline table of a finished run (see :mod:`harness.report.terminal`)."""
     import pandas as pd

@@ -7,8 +7,10 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.config import load_config
@@ -21,6 +23,7 @@ SLEEPER = """
 import os, sys, time
 from pathlib import Path
 import numpy as np
+import pandas as pd
 from harness import hookimpl
 from harness.colorizer import Colorizer, PluginOptions
 
@@ -31,7 +34,7 @@ class Sleeper(Colorizer):
 
     def fit(self, train, val, budget, ctx):
         marks = Path(os.environ["SLEEPER_DIR"])
-        (marks / f"fit-{os.getpid()}").write_text("")
+        (marks / f"fit-{os.getpid()}-{time.monotonic_ns()}").write_text("")
         if not os.environ.get("SLEEPER_FAST"):  # set on resume: the config must stay the same
             (marks / "pid").write_text(str(os.getpid()))
             time.sleep(60)  # the test kills this worker long before
@@ -162,3 +165,25 @@ def test_killed_worker_fails_only_its_model_and_resume_redoes_it(tmp_path, sleep
 def test_exit_codes_are_described():
     assert describe_exit(-signal.SIGSEGV) == "worker killed by SIGSEGV"
     assert describe_exit(3) == "worker exited with code 3"
+
+
+def test_sweep_runs_each_seed_and_reports_them_together(tmp_path, sleeper, monkeypatch):
+    from harness.report.build import build_report
+    from harness.sweep import parse_seeds, sweep
+
+    monkeypatch.setenv("SLEEPER_FAST", "1")
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    with pytest.raises(Exception, match="counts down"):
+        parse_seeds("3-1")
+    path = _config(tmp_path, "[{plugin: gray}, {plugin: sleeper}]")
+    sweep_dir, code = sweep(path, [0, 1], ["execution.backend=inline"])
+    assert code == ExitCode.OK
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    runs = [Path(manifest["runs"][s]) for s in ("0", "1")]
+    assert [load_config(r / "config.yaml").seed for r in runs] == [0, 1]
+    assert all(r.parent == sweep_dir for r in runs)
+    _, code = sweep(path, [0, 1], ["execution.backend=inline"], sweep_dir)  # all kept
+    assert code == ExitCode.OK and len(list(tmp_path.glob("fit-*"))) == 2
+    build_report([sweep_dir], tmp_path / "report", formats=("csv",), max_samples=0)
+    agg = pd.read_csv(tmp_path / "report" / "report_aggregate.csv")
+    assert set(agg["n_runs"]) == {2} and {"gray", "sleeper"} <= set(agg["model"])
