@@ -51,7 +51,8 @@ def main(verbose: bool) -> None:
                    "Refused when the config or data differ from the run's.")
 @click.option("--allow-changes", is_flag=True,
               help="With --resume: accept config changes that cannot alter results "
-                   "(name, report.*, threads.*, data.workers, data.cache_dir, output_dir).")
+                   "(name, report.*, threads.*, execution.*, data.workers, data.cache_dir, "
+                   "output_dir).")
 def run(config: Path, overrides: tuple[str, ...], resume_dir: Path | None,
         allow_changes: bool) -> None:
     """Train and score every model of CONFIG; write the comparison under results/.
