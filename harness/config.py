@@ -254,6 +254,14 @@ class ExecutionConfig(_Strict):
             raise ValueError(f"must be <= {limits.MAX_JOBS}: {limits.JOBS_REASON}")
         return value
 
+    @field_validator("gpus_per_job")
+    @classmethod
+    def _gpus(cls, value: float) -> float:
+        if value > limits.MAX_GPUS_PER_JOB:
+            raise ValueError(f"must be <= {limits.MAX_GPUS_PER_JOB}: "
+                             f"{limits.GPUS_PER_JOB_REASON}")
+        return value
+
 
 class RunConfig(_Strict):
     """A whole run: data, models, budget, metrics, extra plugins, hints, report and threads.

@@ -63,3 +63,8 @@ LOADER_WORKERS_REASON = ("each is a process (torch) or thread (Keras) of its own
 MAX_JOBS = 256
 JOBS_REASON = ("each is a process holding a whole framework (hundreds of MB) and its model's "
                "data; a Ray cluster larger than that takes several runs or a sweep")
+
+#: Most GPUs one Ray job asks for (``execution.gpus_per_job``).
+MAX_GPUS_PER_JOB = 16
+GPUS_PER_JOB_REASON = ("a job trains one model in one process on one node, and a request no "
+                       "node can meet leaves the task waiting forever")

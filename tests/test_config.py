@@ -154,6 +154,7 @@ BOUNDED = {
     "data.val_fraction": "less than 1", "report.bootstrap": "vectorised bootstrap",
     "report.alpha": "less than 1", "threads.torch": "OpenMP", "threads.tensorflow": "OpenMP",
     "hints.patch": "exceeds the evaluation size",
+    "execution.workers": "whole framework", "execution.gpus_per_job": "waiting forever",
 }
 #: Overrides that set a key's huge value where a bare number would not do.
 HUGE_SETTINGS = {"hints.patch": ["hints.counts=[1]", f"hints.patch=[1, {HUGE}]"]}
