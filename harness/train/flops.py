@@ -289,6 +289,7 @@ def compute_status(compute: TrainingCompute, device: str,
     out: dict[str, Any] = {
         "flops_per_step": compute.flops_per_step, "steps": compute.steps,
         "images": compute.images, "train_seconds": round(compute.train_seconds, 3),
+        "train_seconds_total": round(compute.train_seconds + compute.earlier_seconds, 3),
         "parameters": compute.parameters, "dtype": compute.dtype,
         "images_per_s": None, "achieved_gflops": None, "attainable_gflops": None,
         "percent_of_attainable": None, "probe": None}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import gc
 import json
 import math
@@ -288,8 +289,9 @@ class Trainer:
             self.model.fit(batches, epochs=1, shuffle=False, verbose=0,
                            callbacks=[_StepCallback(self, progress)])
         images = (self.step - first) * self.stream.samples_per_step
-        self.colorizer.compute = keras_compute(self.model, flops, self.step - first, images,
-                                               time.monotonic() - start)
+        self.colorizer.compute = dataclasses.replace(
+            keras_compute(self.model, flops, self.step - first, images, time.monotonic() - start),
+            earlier_seconds=self.seconds)
 
     def done(self, seconds: float) -> bool:
         """Whether the budget is spent at ``self.step`` after ``seconds`` of training."""
