@@ -173,3 +173,11 @@ def test_runs_with_different_protocols_are_not_averaged(smoke_runs, tmp_path):
     assert len(groups) == 2 and (agg["n_runs"] == 1).all()
     assert any("differs in metrics.psnr" in g for g in groups)
     assert "protocol " in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_report_of_several_runs_is_not_written_into_one_of_them(smoke_runs):
+    table = (smoke_runs[0] / "table.md").read_text()
+    result = CliRunner().invoke(main, ["report", *map(str, smoke_runs), "--out",
+                                       str(smoke_runs[0]), "--format", "md"])
+    assert result.exit_code == 2 and "inside the run" in result.output
+    assert (smoke_runs[0] / "table.md").read_text() == table
