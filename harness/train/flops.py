@@ -254,9 +254,9 @@ def attainable(device: str, dtype: str = "float32", cache_root: Path | None = No
     ``{"gflops", "measured", "load_average", "cached", **probe_key}``, ``cached`` when the
     stored best beat this process's probe.
     """
-    from harness.data.cache import default_cache_root
+    from harness import paths
 
-    path = Path(cache_root or default_cache_root()) / CACHE_FILE
+    path = Path(cache_root or paths.cache_root()) / CACHE_FILE
     key = probe_key(device, dtype)
     name = json.dumps(key, sort_keys=True)
     try:
