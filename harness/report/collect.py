@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from harness import assistance, protocol
+from harness.config import flatten
 from harness.errors import HarnessError
 from harness.rundir import RunDir
 
@@ -209,17 +210,8 @@ def find_runs(paths: Iterable[Path], skipped: list[tuple[Path, str]] | None = No
     return list(dict.fromkeys(p.resolve() for p in found))
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: json.dumps(data, sort_keys=True, default=str)}
-
-
 def _experiment_key(config: dict[str, Any]) -> dict[str, Any]:
-    flat = _flatten(config)
+    flat = flatten(config)
     return {k: v for k, v in flat.items()
             if k not in REPEAT_KEYS and not k.startswith("report.")}
 
