@@ -199,6 +199,11 @@ def compare(run_dirs: tuple[Path, ...], model_a: str, model_b: str, names: tuple
     frame = compare_runs([r.path for r in runs], model_a, model_b, metrics)
     click.echo(describe(frame), nl=False)
     if csv_path is not None:
+        run_of = next((r.path for r in runs if r.path.resolve() in csv_path.resolve().parents),
+                      None)
+        if run_of is not None and csv_path.exists():
+            raise HarnessError(f"--csv {csv_path}: would overwrite a file of the run {run_of}; "
+                               f"choose another path")
         frame.to_csv(csv_path, index=False)
         click.echo(f"wrote {csv_path}")
 

@@ -88,7 +88,9 @@ class TrainingCompute:
     backward; see :mod:`harness.train.flops`), None where they could not be counted. ``steps``,
     ``images`` and ``train_seconds`` cover the steps this ``fit`` trained (after a resume, the
     steps since). ``dtype`` is the precision the network computed in; ``parameters`` counts
-    its trainable parameters. The host adds the achieved rate to the model's ``status.json``.
+    its trainable parameters. ``earlier_seconds`` were trained before a resume (from the
+    checkpoint), so a resumed model's total training time is their sum with ``train_seconds``.
+    The host adds the achieved rate to the model's ``status.json``.
     """
 
     flops_per_step: float | None
@@ -97,6 +99,7 @@ class TrainingCompute:
     train_seconds: float
     parameters: int
     dtype: str = "float32"
+    earlier_seconds: float = 0.0
 
 
 class Colorizer(abc.ABC):

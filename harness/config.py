@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -471,6 +472,20 @@ def load_config(path: Path | str, overrides: list[str] = ()) -> RunConfig:
         raise ConfigError(describe_validation_error(exc, str(path), RunConfig)) from None
     folder = path.resolve().parent
     return cfg.model_copy(update={"plugin_dir": folder / (cfg.plugin_dir or "")})
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """A config mapping as ``{"dotted.key": JSON of the value}``; lists stay whole.
+
+    >>> flatten({"data": {"size": 64}, "models": [{"plugin": "gray"}]})
+    {'data.size': '64', 'models': '[{"plugin": "gray"}]'}
+    """
+    if isinstance(data, dict):
+        out: dict[str, str] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: json.dumps(data, sort_keys=True, default=str)}
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import sys
 import time
@@ -91,10 +92,17 @@ class LossLog:
 
     def resume_at(self, step: int) -> None:
         """Load the curve written so far, keeping rows up to ``step``."""
-        if self.path.exists():
-            with self.path.open(newline="") as f:
-                self.rows = [{k: float(v) if v else None for k, v in row.items()}
+        if not self.path.exists():
+            return
+        try:
+            with self.path.open(newline="", encoding="utf-8") as f:  # any older layout too
+                self.rows = [{k: float(row[k]) if row.get(k) else None for k in self.FIELDS}
                              for row in csv.DictReader(f) if float(row["step"]) <= step]
+        except (KeyError, ValueError, TypeError, csv.Error) as exc:  # damaged: a new curve
+            logging.getLogger("harness").warning(
+                "%s: unreadable (%s); the curve restarts at step %d", self.path,
+                type(exc).__name__, step)
+            self.rows = []
 
 
 def _duration(seconds: float) -> str:

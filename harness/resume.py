@@ -10,11 +10,11 @@ cannot alter a model's numbers (:data:`NEUTRAL`); the run then records the new c
 from __future__ import annotations
 
 import fnmatch
-import json
 from typing import Any
 
 import yaml
 
+from harness.config import flatten
 from harness.errors import ConfigError
 from harness.rundir import RunDir
 
@@ -23,19 +23,10 @@ NEUTRAL = ("name", "report.*", "threads.*", "data.workers", "data.cache_dir", "o
            "plugin_dir", "execution.*")
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(data, dict):
-        out: dict[str, str] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: json.dumps(data, sort_keys=True, default=str)}
-
-
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The dotted keys whose values differ between two configs (lists, such as ``models``,
     compare as a whole)."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
@@ -65,7 +56,7 @@ def check_config(run: RunDir, new: dict[str, Any], allow_changes: bool = False) 
 
 
 def _values(old: dict[str, Any], new: dict[str, Any], key: str) -> str:
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     if key == "models":
         return "the list of models or their options"
     return f"{a.get(key, '(unset)')} -> {b.get(key, '(unset)')}"

@@ -438,7 +438,15 @@ def load_trained(run_dir: Path, model: str, registry: Registry | None = None) ->
     trained = run.model(model)
     if not trained.done:
         raise HarnessError(f"--model {model}: did not finish in {run_dir} (see its status.json)")
-    colorizer.load(trained.weights_dir)
+    try:
+        colorizer.load(trained.weights_dir)
+    except Exception as exc:  # damaged or missing weights: say which, and how to redo them
+        error = HarnessError(
+            f"{trained.weights_dir}: cannot load the trained {model} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); `harness run "
+            f"{run.config_file} --resume {run_dir}` redoes a model whose weights are damaged")
+        error.exit_code = ExitCode.MODEL_FAILED
+        raise error from None
     return colorizer
 
 

@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import socket
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ def write_table(folder: Path, table: str | None = None, study: str | None = None
     Either part left None is kept from the file as it is; ``study=""`` removes the section.
     """
     path = Path(folder) / "table.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # missing or damaged: nothing to keep
+        old = ""
     old_table, marker, old_study = old.partition(STUDY_MARKER)
     table = old_table if table is None else table
     study = (marker + old_study if marker else "") if study is None else \
@@ -121,7 +125,8 @@ class ModelDir:
         """What is wrong with a finished model's files, as ``path: what``; None if nothing.
 
         Checks that status.json parses, pred_ab.npy holds ``n_images`` predictions of
-        ``eval_shape``, and the per-image rows hold a row per image for every metric.
+        ``eval_shape``, the per-image rows hold a row per image for every metric, and every
+        zip archive among the saved weights (``weights.pt``, ``.keras``) passes its CRC check.
         """
         try:
             json.loads(self.status_file.read_text(encoding="utf-8"))
@@ -143,6 +148,19 @@ class ModelDir:
             if isinstance(row, np.ndarray) and len(row) != n_images:
                 return f"{self.path / 'scores.npz'}: {name} has {len(row)} rows, expected " \
                        f"{n_images}"
+        return self._weights_problem()
+
+    def _weights_problem(self) -> str | None:
+        for path in sorted(self.weights_dir.rglob("*")) if self.weights_dir.is_dir() else []:
+            if path.suffix not in (".pt", ".keras") or not path.is_file():
+                continue
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    bad = archive.testzip()
+            except (OSError, zipfile.BadZipFile) as exc:
+                return f"{path}: damaged ({exc})"
+            if bad is not None:
+                return f"{path}: damaged (member {bad} fails its CRC)"
         return None
 
     def rows(self) -> dict[str, np.ndarray | str]:

@@ -39,12 +39,6 @@ log = logging.getLogger(__name__)
 POLICY = "shorter-side-lanczos-centre-crop-v1"
 
 
-def default_cache_root() -> Path:
-    """``$HARNESS_CACHE_DIR`` or ``~/.cache/colorization-harness``."""
-    env = os.environ.get("HARNESS_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "colorization-harness"
-
-
 #: Seconds after which a temporary build folder whose process cannot be checked (another host's,
 #: or an old-style name without a process id) counts as abandoned: a week, far longer than any
 #: build; its folder's time stamp is its creation, as files are written only at the end.

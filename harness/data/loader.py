@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from harness.config import DataConfig
-from harness.data.cache import build_cache, default_cache_root
+from harness.data.cache import build_cache
 from harness.data.dataset import LabSet, split_groups
 from harness.data.sources import ImageSource
 from harness.errors import ConfigError, DataError, PluginError
+from harness.paths import cache_root
 from harness.plugins import Registry
 from harness.progress import Progress
 
@@ -60,7 +61,7 @@ def list_sources(cfg: DataConfig, registry: Registry, seed: int) -> list[ImageSo
 def load_splits(cfg: DataConfig, registry: Registry, seed: int) -> Splits:
     """Everything the models and the scorer read, from one cache, split by source image."""
     sources = list_sources(cfg, registry, seed)
-    root = cfg.cache_dir or default_cache_root()
+    root = cfg.cache_dir or cache_root()
     with Progress(len(sources), "decoding images", unit="img") as bar:
         cache = build_cache(sources, cfg.cache_size, root, progress=bar.update,
                             workers=cfg.workers, max_pixels=cfg.max_pixels)

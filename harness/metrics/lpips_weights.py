@@ -92,10 +92,10 @@ def state_dict_digest(sd: dict[str, torch.Tensor]) -> str:
 
 
 def cache_dir() -> Path:
-    """`$HARNESS_CACHE_DIR/lpips`, else `~/.cache/colorization-harness/lpips`."""
-    root = os.environ.get("HARNESS_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "colorization-harness"
-    return base / "lpips"
+    """``lpips/`` under the cache root (:func:`harness.paths.cache_root`)."""
+    from harness.paths import cache_root
+
+    return cache_root() / "lpips"
 
 
 def _hub_checkpoint(net: str) -> Path:

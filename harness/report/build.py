@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.atomic import write_text, write_with
-from harness.report.collect import RunData, aggregate, load_runs, merged_summary
+from harness.report.collect import ReportError, RunData, aggregate, load_runs, merged_summary
 from harness.report.figures import Figure, model_colours, run_figures
 from harness.report.markdown import figure_files, report_markdown, slug, table_markdown
 from harness.report.tables import Table, aggregate_table, compute_table, run_table
@@ -60,6 +60,13 @@ def build_report(paths: Iterable[Path], out: Path | None = None,
         raise ValueError(f"unknown report format(s) {unknown}; expected {list(FORMATS)}")
     runs = load_runs(paths)
     out = Path(out) if out is not None else default_out(runs)
+    if len(runs) > 1:
+        inside = next((r for r in runs if out.resolve() == r.path.resolve()
+                       or r.path.resolve() in out.resolve().parents), None)
+        if inside is not None:
+            raise ReportError(f"--out {out}: inside the run {inside.path}, where the report of "
+                              f"{len(runs)} runs would replace that run's own table.md and "
+                              f"report; choose a folder outside the runs")
     title = title or _title(runs)
     table = run_table(runs)
     agg_frame = aggregate(runs) if len(runs) > 1 else None

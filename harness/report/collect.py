@@ -11,6 +11,7 @@ aggregated across the runs of its group with mean, standard deviation and the nu
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -24,8 +25,11 @@ import pandas as pd
 import yaml
 
 from harness import assistance, protocol
+from harness.config import flatten
 from harness.errors import HarnessError
 from harness.rundir import RunDir
+
+log = logging.getLogger("harness")
 
 #: Config keys that do not change what a model learns or scores (nor does anything under
 #: ``report``): runs that differ only in these repeat one experiment and are aggregated together.
@@ -137,6 +141,10 @@ class RunData:
             ab = self.pred_ab(model)
             if ab is not None and lab is not None and ab.shape == (*lab.shape[:3], 2):
                 out[model] = ab
+            elif lab is not None:
+                log.warning("%s: %s; %s is left out of the report's figures",
+                            RunDir(self.path).model(model).predictions_file,
+                            "unreadable" if ab is None else f"shape {ab.shape}", model)
         return out
 
     def loss(self, model: str) -> pd.DataFrame | None:
@@ -162,10 +170,24 @@ def _is_run(path: Path) -> bool:
     return RunDir(path).finished
 
 
-def find_runs(paths: Iterable[Path]) -> list[Path]:
+def _why_not_a_run(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return "a dangling symlink"
+    if not path.is_dir():
+        return "not a folder"
+    if RunDir(path).started:
+        return ("unfinished: no summary.csv yet (continue it with `harness run CONFIG "
+                f"--resume {path}`)")
+    return "not a run directory (no config.yaml and summary.csv)"
+
+
+def find_runs(paths: Iterable[Path], skipped: list[tuple[Path, str]] | None = None
+              ) -> list[Path]:
     """Run directories named by ``paths``; a folder of runs (e.g. ``results/``) stands for each.
 
-    Raises :class:`ReportError` naming the path that is neither.
+    A named path that is neither raises :class:`ReportError`; what a folder of runs holds
+    besides runs (unfinished runs, other folders, stray files) is appended to ``skipped`` as
+    ``(path, reason)``.
     """
     found: list[Path] = []
     for path in map(Path, paths):
@@ -177,25 +199,19 @@ def find_runs(paths: Iterable[Path]) -> list[Path]:
         if RunDir(path).started:
             raise ReportError(f"{path}: the run has no summary.csv yet (unfinished? continue it "
                               f"with `harness run CONFIG --resume {path}`)")
-        inner = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        inner = [p for p in entries if p.is_dir() and _is_run(p)]
         if not inner:
             raise ReportError(f"{path}: not a run directory (no config.yaml and summary.csv) "
                               f"and holds none")
         found.extend(inner)
+        if skipped is not None:
+            skipped.extend((p, _why_not_a_run(p)) for p in entries if p not in inner)
     return list(dict.fromkeys(p.resolve() for p in found))
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: json.dumps(data, sort_keys=True, default=str)}
-
-
 def _experiment_key(config: dict[str, Any]) -> dict[str, Any]:
-    flat = _flatten(config)
+    flat = flatten(config)
     return {k: v for k, v in flat.items()
             if k not in REPEAT_KEYS and not k.startswith("report.")}
 
@@ -271,7 +287,11 @@ def load_run(path: Path, label: str | None = None) -> RunData:
         config = yaml.safe_load(RunDir(path).config_file.read_text(encoding="utf-8")) or {}
         summary = pd.read_csv(RunDir(path).summary_file, keep_default_na=True)
     except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError) as exc:
-        raise ReportError(f"{path}: cannot read the run ({exc})") from None
+        raise ReportError(f"{path}: cannot read the run ({type(exc).__name__}: {exc})") from None
+    if not isinstance(config, dict) or "model" not in summary.columns:
+        bad = "config.yaml is not a config" if not isinstance(config, dict) else \
+            "summary.csv has no model column"
+        raise ReportError(f"{path}: cannot read the run ({bad})")
     run = RunData(path=path, label=label or path.name, config=config,
                   summary=normalise_summary(summary))
     summary = run.summary
@@ -290,11 +310,25 @@ def load_run(path: Path, label: str | None = None) -> RunData:
 
 
 def load_runs(paths: Iterable[Path]) -> list[RunData]:
-    """Every run named by ``paths`` (folders of runs expanded), with unique labels and groups."""
-    found = find_runs(paths)
+    """Every run named by ``paths`` (folders of runs expanded), with unique labels and groups.
+
+    A run that cannot be read, or a folder's entry that is not a run, is skipped and logged
+    with the reason; only when no run is left is it an error.
+    """
+    skipped: list[tuple[Path, str]] = []
+    found = find_runs(paths, skipped)
     if not found:
         raise ReportError("no run directories given")
-    runs = [load_run(p, label) for p, label in zip(found, _labels(found))]
+    runs = []
+    for path, label in zip(found, _labels(found)):
+        try:
+            runs.append(load_run(path, label))
+        except ReportError as exc:
+            skipped.append((path, str(exc).removeprefix(f"{path}: ")))
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+    if not runs:
+        raise ReportError("no readable run: " + "; ".join(f"{p}: {r}" for p, r in skipped))
     protocols = [r.environment.get("protocol") or {} for r in runs]
     for run, group in zip(runs, _groups([r.config for r in runs], protocols)):
         run.group = group

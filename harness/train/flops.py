@@ -254,9 +254,9 @@ def attainable(device: str, dtype: str = "float32", cache_root: Path | None = No
     ``{"gflops", "measured", "load_average", "cached", **probe_key}``, ``cached`` when the
     stored best beat this process's probe.
     """
-    from harness.data.cache import default_cache_root
+    from harness import paths
 
-    path = Path(cache_root or default_cache_root()) / CACHE_FILE
+    path = Path(cache_root or paths.cache_root()) / CACHE_FILE
     key = probe_key(device, dtype)
     name = json.dumps(key, sort_keys=True)
     try:
@@ -289,6 +289,7 @@ def compute_status(compute: TrainingCompute, device: str,
     out: dict[str, Any] = {
         "flops_per_step": compute.flops_per_step, "steps": compute.steps,
         "images": compute.images, "train_seconds": round(compute.train_seconds, 3),
+        "train_seconds_total": round(compute.train_seconds + compute.earlier_seconds, 3),
         "parameters": compute.parameters, "dtype": compute.dtype,
         "images_per_s": None, "achieved_gflops": None, "attainable_gflops": None,
         "percent_of_attainable": None, "probe": None}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import gc
 import json
 import math
@@ -211,10 +212,11 @@ class Trainer:
     before a resume). Step ``s`` trains on batch ``s`` of the set's
     :class:`~harness.data.dataset.SampleStream` (always ``batch_size`` samples), whatever
     happened before, so a resumed run sees the batches an uninterrupted one would. Seeds
-    Keras from ``ctx.seed``. Every ``checkpoint_every`` steps and at the end, writes
-    ``step-NNNNNNNN.keras`` (weights and optimizer state) then ``last.json`` (step, epoch,
-    seconds, file) to ``ctx.checkpoint_dir``, each atomically, and flushes ``ctx.loss_log``;
-    with ``ctx.resume`` training continues from the checkpoint ``last.json`` names. A NaN or
+    Keras from ``ctx.seed``. Every ``checkpoint_every`` steps, every ``checkpoint_minutes``
+    and at the end, writes ``step-NNNNNNNN.keras`` (weights and optimizer state) then
+    ``last.json`` (step, epoch, seconds, file, and the one before as a fallback) to
+    ``ctx.checkpoint_dir``, each atomically, and flushes ``ctx.loss_log``; with ``ctx.resume``
+    training continues from the newest readable checkpoint. A NaN or
     infinite loss raises :class:`~harness.errors.TrainingDiverged` naming the step. With
     ``val``, every ``val_every`` steps and at the end the model's compiled loss (every output's,
     weighted) is evaluated in inference mode on the first ``val_batches`` batches of ``val``
@@ -287,8 +289,9 @@ class Trainer:
             self.model.fit(batches, epochs=1, shuffle=False, verbose=0,
                            callbacks=[_StepCallback(self, progress)])
         images = (self.step - first) * self.stream.samples_per_step
-        self.colorizer.compute = keras_compute(self.model, flops, self.step - first, images,
-                                               time.monotonic() - start)
+        self.colorizer.compute = dataclasses.replace(
+            keras_compute(self.model, flops, self.step - first, images, time.monotonic() - start),
+            earlier_seconds=self.seconds)
 
     def done(self, seconds: float) -> bool:
         """Whether the budget is spent at ``self.step`` after ``seconds`` of training."""
@@ -328,29 +331,55 @@ class Trainer:
         return L, ({"ab": ab, "label": val.labels[items]} if self.n_classes else ab)
 
     def checkpoint(self, seconds: float) -> None:
-        """Write the step's checkpoint and ``last.json``, drop older ones, flush the loss log."""
+        """Write the step's checkpoint and ``last.json``, keep the one before as a fallback,
+        drop older ones, flush the loss log."""
         folder = self.ctx.checkpoint_dir
         name = f"step-{self.step:08d}.keras"
         write_with(folder / name, self.model.save)
-        write_json(folder / LAST, {"file": name, "step": self.step,
-                                   "epoch": self.stream.epoch_at(self.step - 1),
-                                   "seconds": seconds})
+        entry = {"file": name, "step": self.step, "epoch": self.stream.epoch_at(self.step - 1),
+                 "seconds": seconds}
+        previous = [e for e in self._checkpoints() if e["file"] != name][:1]
+        write_json(folder / LAST, {**entry, "previous": previous})
+        keep = {name, *(e["file"] for e in previous)}
         for old in folder.glob("step-*.keras"):
-            if old.name != name:
+            if old.name not in keep:
                 old.unlink()
         self.ctx.loss_log.flush()
 
+    def _checkpoints(self) -> list[dict]:
+        """Checkpoints to resume from, newest first: those ``last.json`` names, or, when it is
+        unreadable, every ``step-*.keras`` file (with its trained seconds unknown: 0)."""
+        folder = self.ctx.checkpoint_dir
+        try:
+            meta = json.loads((folder / LAST).read_text(encoding="utf-8"))
+            entries = [meta, *meta.get("previous", [])]
+            return [{k: e[k] for k in ("file", "step", "epoch", "seconds")} for e in entries]
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.ctx.log.warning("%s: unreadable (%s); looking for checkpoint files",
+                                 folder / LAST, type(exc).__name__)
+        files = sorted(folder.glob("step-*.keras"), reverse=True)
+        return [{"file": f.name, "step": int(f.stem.split("-")[1]), "seconds": 0.0}
+                for f in files if f.stem.split("-")[1].isdigit()]
+
     def _resume(self) -> None:
-        path = self.ctx.checkpoint_dir / LAST
-        if not path.exists():
-            self.ctx.log.info("no checkpoint in %s: training from the start", path.parent)
+        log = self.ctx.log
+        for i, entry in enumerate(self._checkpoints()):
+            path = self.ctx.checkpoint_dir / entry["file"]
+            try:
+                self.model.optimizer.build(self.model.trainable_variables)
+                self.model.load_weights(path)
+            except Exception as exc:  # truncated, zeroed or foreign file: try the next
+                log.warning("%s: unreadable checkpoint (%s); %s", path, type(exc).__name__,
+                            "trying the previous one" if i == 0 else "trying an older one")
+                continue
+            self.step, self.seconds = int(entry["step"]), float(entry["seconds"])
+            self.ctx.loss_log.resume_at(self.step)
+            log.info("%s: resuming from step %d (%s)", self.ctx.model_dir.name, self.step,
+                     path.name)
             return
-        meta = json.loads(path.read_text())
-        self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(path.parent / meta["file"])
-        self.step, self.seconds = int(meta["step"]), float(meta["seconds"])
-        self.ctx.loss_log.resume_at(self.step)
-        self.ctx.log.info("resuming %s from step %d", self.ctx.model_dir.name, self.step)
+        log.info("%s: no checkpoint, starting over", self.ctx.model_dir.name)
 
 
 class _StepCallback(keras.callbacks.Callback):
@@ -369,6 +398,7 @@ class _StepCallback(keras.callbacks.Callback):
         self.images = 0  # since the last row
         self.loss = math.nan
         self.logged = self.saved = trainer.step
+        self.saved_at = self.start  # when the last checkpoint was written
 
     def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
         t, now = self.t, time.monotonic()  # one reading: the row, checkpoint and budget agree
@@ -380,7 +410,8 @@ class _StepCallback(keras.callbacks.Callback):
             raise TrainingDiverged(f"loss became {self.loss} at step {t.step}")
         if t.step % t.options.log_every == 0 or t.val_due():
             self._row(now)
-        if t.step % t.options.checkpoint_every == 0:
+        if t.step % t.options.checkpoint_every == 0 or \
+                now - self.saved_at >= 60 * t.options.checkpoint_minutes:
             self._checkpoint(now)
         if t.done(self._seconds(now)):
             self.model.stop_training = True
@@ -410,6 +441,7 @@ class _StepCallback(keras.callbacks.Callback):
 
     def _checkpoint(self, now: float, final: bool = False) -> None:
         self._row(now, final)
+        self.saved_at = now
         if self.saved != self.t.step:
             self.t.checkpoint(self._seconds(now))
             self.saved = self.t.step

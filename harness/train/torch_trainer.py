@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -238,8 +239,9 @@ class Trainer:
                     if self._done(start):
                         break
             self._checkpoint(start, progress, final=True)
-            self.model.compute = self.meter.result(time.monotonic() - start, self.model.net,
-                                                   self.model._autocast())
+            self.model.compute = dataclasses.replace(
+                self.meter.result(time.monotonic() - start, self.model.net,
+                                  self.model._autocast()), earlier_seconds=self.seconds)
         finally:
             if progress is not None:
                 progress.close()

@@ -173,3 +173,31 @@ def test_runs_with_different_protocols_are_not_averaged(smoke_runs, tmp_path):
     assert len(groups) == 2 and (agg["n_runs"] == 1).all()
     assert any("differs in metrics.psnr" in g for g in groups)
     assert "protocol " in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_report_of_several_runs_is_not_written_into_one_of_them(smoke_runs):
+    table = (smoke_runs[0] / "table.md").read_text()
+    result = CliRunner().invoke(main, ["report", *map(str, smoke_runs), "--out",
+                                       str(smoke_runs[0]), "--format", "md"])
+    assert result.exit_code == 2 and "inside the run" in result.output
+    assert (smoke_runs[0] / "table.md").read_text() == table
+
+
+def test_a_folder_report_skips_bad_entries_and_says_why(smoke_runs, tmp_path, caplog):
+    folder = tmp_path / "results"
+    good = shutil.copytree(smoke_runs[0], folder / "good")
+    broken = shutil.copytree(smoke_runs[1], folder / "broken")
+    (broken / "config.yaml").write_bytes(b"\x00\xff\xfe not yaml")
+    (folder / "stub").mkdir()
+    (folder / "stub" / "config.yaml").write_text("name: stub\n")
+    (folder / "notes.txt").write_text("stray")
+    caplog.set_level("WARNING", logger="harness")
+    result = CliRunner().invoke(main, ["report", str(folder), "--out", str(tmp_path / "out"),
+                                       "--format", "md"])
+    assert result.exit_code == 0, result.output
+    text = caplog.text
+    assert f"skipped {broken}: cannot read the run" in text
+    assert f"skipped {folder / 'stub'}: unfinished" in text
+    assert f"skipped {folder / 'notes.txt'}: not a folder" in text
+    assert (tmp_path / "out" / "table.md").read_text().startswith("# smoke")  # the good run
+    assert good.is_dir()

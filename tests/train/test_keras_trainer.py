@@ -324,3 +324,27 @@ def test_no_val_loss_without_a_validation_split(tmp_path):
     ctx = context(tmp_path)
     tiny(val_every=2).fit(lab_set(8), None, Budget(steps=4), ctx)
     assert all(r["val_loss"] is None for r in ctx.loss_log.rows)
+
+
+def test_time_cadence_and_a_damaged_checkpoint_falls_back(tmp_path, caplog):
+    """As the torch trainer: mid-training checkpoints by time; a damaged newest checkpoint
+    (or last.json) falls back to the one before; with none readable, training starts over."""
+    data = lab_set(8)
+    options = {"checkpoint_every": 1000, "checkpoint_minutes": 1e-9}  # every step
+    ctx = context(tmp_path)
+    tiny(**options).fit(data, None, Budget(steps=3), ctx)
+    meta = last_checkpoint(ctx)
+    assert meta["step"] == 3 and meta["previous"][0]["step"] == 2
+    newest = ctx.checkpoint_dir / meta["file"]
+    newest.write_bytes(newest.read_bytes()[:100])
+    caplog.set_level("INFO", logger="harness")
+    resumed = context(tmp_path, resume=True)
+    tiny(**options).fit(data, None, Budget(steps=4), resumed)
+    assert "unreadable checkpoint" in caplog.text and "resuming from step 2" in caplog.text
+    (ctx.checkpoint_dir / LAST).write_text("{not json")
+    for f in ctx.checkpoint_dir.glob("step-*.keras"):
+        f.write_bytes(b"")
+    caplog.clear()
+    again = context(tmp_path, resume=True)
+    tiny(**options).fit(data, None, Budget(steps=2), again)
+    assert "no checkpoint, starting over" in caplog.text and steps_logged(again) == [1, 2]

@@ -261,3 +261,27 @@ def test_no_val_loss_without_a_validation_split(tmp_path):
     ctx = context(tmp_path)
     tiny(val_every=2).fit(lab_set(8), None, Budget(steps=4), ctx)
     assert all(r["val_loss"] is None for r in ctx.loss_log.rows)
+
+
+def test_time_cadence_and_a_damaged_checkpoint_falls_back(tmp_path, caplog):
+    """checkpoint_minutes writes checkpoints mid-training whatever checkpoint_every says; a
+    damaged last.pt falls back to previous.pt, and with both damaged training starts over."""
+    data = lab_set(8)
+    options = {"batch_size": 4, "log_every": 1, "checkpoint_every": 1000,
+               "checkpoint_minutes": 1e-9}  # every step
+    ctx = context(tmp_path)
+    tiny(**options).fit(data, None, Budget(steps=3), ctx)
+    folder = ctx.checkpoint_dir
+    assert torch.load(folder / "previous.pt", weights_only=True)["step"] == 2
+    (folder / CHECKPOINT).write_bytes((folder / CHECKPOINT).read_bytes()[:100])  # truncated
+    caplog.set_level("INFO", logger="harness")
+    resumed = context(tmp_path, resume=True)
+    tiny(**options).fit(data, None, Budget(steps=4), resumed)
+    assert "unreadable checkpoint" in caplog.text and "resuming from step 2" in caplog.text
+    assert steps_logged(resumed) == [1, 2, 3, 4]
+    for name in (CHECKPOINT, "previous.pt"):
+        (folder / name).write_bytes(b"garbage")
+    caplog.clear()
+    again = context(tmp_path, resume=True)
+    tiny(**options).fit(data, None, Budget(steps=2), again)
+    assert "no checkpoint, starting over" in caplog.text and steps_logged(again) == [1, 2]
