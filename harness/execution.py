@@ -142,8 +142,23 @@ def _capture_output(path: Path) -> None:
     os.close(fd)
 
 
-def _process_main(spec: JobSpec) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the parent that holds the run directory's lock is gone (even by
+    SIGKILL, which runs no clean-up), so no orphan keeps writing into a run that a
+    ``--resume`` may meanwhile have taken over. The worker is then reparented; it polls."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
+
+
+def _process_main(spec: JobSpec, parent: int) -> None:
     """A process worker's entry point: its exit code tells the parent how it ended."""
+    _exit_with_parent(parent)
     run_job(spec)
 
 
@@ -262,7 +277,7 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
                 gpu = free.pop(0) if free else None
                 spec = dataclasses.replace(spec, threads=share, gpu=gpu,
                                            device="cuda" if gpu is not None else spec.device)
-                proc = ctx.Process(target=_process_main, args=(spec,),
+                proc = ctx.Process(target=_process_main, args=(spec, os.getpid()),
                                    name=f"harness-job-{spec.label}")
                 proc.start()
                 running[proc.sentinel] = (proc, spec)

@@ -162,6 +162,33 @@ def test_killed_worker_fails_only_its_model_and_resume_redoes_it(tmp_path, sleep
     assert len(list(tmp_path.glob("fit-*"))) == 2
 
 
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path, sleeper):
+    """No orphan keeps writing into a run after SIGKILL of ``harness run`` itself."""
+    import subprocess
+    import sys
+
+    path = _config(tmp_path, "[{plugin: sleeper}]", "execution: {backend: process}")
+    parent = subprocess.Popen([sys.executable, "-m", "harness", "run", path],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    pid_file = tmp_path / "pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its killed parent")
+
+
 def test_exit_codes_are_described():
     assert describe_exit(-signal.SIGSEGV) == "worker killed by SIGSEGV"
     assert describe_exit(3) == "worker exited with code 3"
