@@ -502,7 +502,8 @@ def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_cha
 
     statuses = _run_jobs(cfg, models, hinted, splits, context, metrics, run, device, resume,
                          laps)
-    laps.lap("models")
+    if cfg.execution.backend != "inline":  # inline laps each model itself
+        laps.lap("models")
     rows = {label: run.model(label).rows() for label, status in statuses.items()
             if status["status"] == "done"}
     descriptive = [m for m in metrics if m.higher_is_better is None]
