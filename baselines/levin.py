@@ -28,16 +28,17 @@ stands, and both solvers agree to the iterative tolerance. ``auto`` factorises i
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from pydantic import Field
 
 from harness.colorizer import Colorizer, PluginOptions
 from harness.hints import Hints
 from harness.hookspecs import hookimpl
+
+if TYPE_CHECKING:  # scipy.sparse is imported where it is used: registering stays light
+    import scipy.sparse as sp
 
 #: Largest image (in pixels) the ``auto`` solver factorises; larger ones are solved iteratively.
 DIRECT_MAX_PIXELS = 512 * 512
@@ -57,6 +58,8 @@ def affinity(L: np.ndarray, sigma_floor: float = SIGMA_FLOOR) -> sp.csr_matrix:
     both ends of every difference it weighs, ``var_r >= (L_r - L_s)^2 / 18``, so no exponent
     exceeds 30: every row has 3 to 8 positive entries, summing to 1.
     """
+    import scipy.sparse as sp
+
     L = np.asarray(L, dtype=np.float64)
     if L.ndim != 2:
         raise ValueError(f"L must be one (H, W) image, got shape {L.shape}")
@@ -93,6 +96,8 @@ def levin_propagate(L: np.ndarray, mask: np.ndarray, hint_ab: np.ndarray, *,
     read where ``mask`` is true. ``solver``: "auto", "direct" or "iterative" (module
     docstring); ``rtol`` is the iterative solver's relative residual tolerance.
     """
+    import scipy.sparse as sp
+
     L = np.asarray(L, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
     hint_ab = np.asarray(hint_ab, dtype=np.float64)
@@ -121,11 +126,15 @@ def levin_propagate(L: np.ndarray, mask: np.ndarray, hint_ab: np.ndarray, *,
 
 def _direct(A: sp.csc_matrix, rhs: np.ndarray) -> np.ndarray:
     """Both channels from one LU factorisation."""
+    import scipy.sparse.linalg as spla
+
     return spla.splu(A).solve(rhs)
 
 
 def _iterative(A: sp.csc_matrix, rhs: np.ndarray, rtol: float) -> np.ndarray:
     """Each channel by GMRES, preconditioned by one incomplete LU shared by both."""
+    import scipy.sparse.linalg as spla
+
     ilu = spla.spilu(A, drop_tol=1e-5, fill_factor=20)
     precondition = spla.LinearOperator(A.shape, ilu.solve)
     out = np.empty_like(rhs)

@@ -52,9 +52,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.ndimage import uniform_filter
-from scipy.spatial import cKDTree
-from skimage.transform import resize
 
 from harness.atomic import write_json, write_text, write_with
 from harness.colorizer import Colorizer, PluginOptions
@@ -70,6 +67,8 @@ REFERENCES_FILE = "references.csv"
 def neighbourhood_sd(L: np.ndarray, size: int = NEIGHBOURHOOD) -> np.ndarray:
     """Standard deviation of ``L`` (H, W) over each pixel's ``size`` x ``size`` neighbourhood
     (mirrored at the border)."""
+    from scipy.ndimage import uniform_filter  # here, not at import: registering stays light
+
     L = np.asarray(L, dtype=np.float64)
     mean = uniform_filter(L, size, mode="reflect")
     return np.sqrt(np.maximum(uniform_filter(L * L, size, mode="reflect") - mean**2, 0.0))
@@ -150,6 +149,8 @@ class RefIndex:
 
 def welsh_transfer(L: np.ndarray, index: RefIndex, ref: int, weight: float = 0.5) -> np.ndarray:
     """ab (H, W, 2) float32 for the target ``L`` (H, W), from reference row ``ref`` of ``index``."""
+    from scipy.spatial import cKDTree
+
     L = np.asarray(L, dtype=np.float64)
     mean_t, sd_t = L.mean(), L.std()
     sd_r = index.lum_sd[ref]
@@ -195,6 +196,8 @@ class WelshColorizer(Colorizer):
         of ``train``'s samples, else ``train``'s. Image ``k`` draws its samples from
         ``SeedSequence([ctx.seed, k])``.
         """
+        from skimage.transform import resize
+
         images = ctx.train_full if ctx.train_full is not None else train
         if not len(images):
             raise ValueError("welsh: the training set is empty; it needs reference images")

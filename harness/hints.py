@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
 
 SAMPLERS = ("uniform", "gaussian")
 
@@ -128,6 +127,9 @@ def _boxes(h: int, w: int, count: int, seed: int, index: int, sampler: str, smal
         if sampler == "uniform":
             corner = np.minimum((u[:, axis] * room).astype(np.int64), room - 1)
         else:  # the patch centre ~ N(extent / 2, (extent / 4)^2), then clipped into the image
+            from scipy.special import ndtri  # the normal quantile, imported when drawn
+
+
             centre = extent / 2 + extent / 4 * ndtri(u[:, axis])
             corner = np.clip(np.rint(centre - side / 2), 0, room - 1).astype(np.int64)
         corners.append(corner)

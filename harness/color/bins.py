@@ -7,10 +7,12 @@ import io
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
-from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:  # scipy is imported where it is used, so importing this module stays light
+    from scipy.spatial import cKDTree
 
 from harness.color.convert import AB_NORM, in_srgb_gamut
 
@@ -44,6 +46,8 @@ class ABBins:
 
     @functools.cached_property
     def _tree(self) -> cKDTree:
+        from scipy.spatial import cKDTree
+
         return cKDTree(self.centres.astype(np.float64))
 
     @functools.cached_property
@@ -162,6 +166,8 @@ def gamut_bins_from_centres(
     c = np.asarray(centres_1d, dtype=np.float64).ravel()
     mask = _reachable_cells(tuple(c.tolist()), float(width))
     if margin:
+        from scipy import ndimage
+
         mask = ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=margin)
     ia, ib = np.nonzero(mask)
     return ABBins(name, np.stack([c[ia], c[ib]], axis=1))
@@ -229,6 +235,8 @@ def smooth_prior(p, bins: ABBins, sigma: float = 5.0) -> np.ndarray:
     index, shape, width = bins.lattice
     plane = np.zeros(shape)
     plane[index[:, 0], index[:, 1]] = p
+    from scipy import ndimage
+
     smooth = ndimage.gaussian_filter(plane, sigma / width, mode="constant")
     at_bins = smooth[index[:, 0], index[:, 1]]
     return at_bins / at_bins.sum()

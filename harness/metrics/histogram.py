@@ -21,9 +21,6 @@ import functools
 import weakref
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
-from scipy.spatial.distance import cdist, jensenshannon
 
 from harness.color import ABBins, zhang313
 from harness.hookspecs import hookimpl
@@ -126,6 +123,8 @@ def hist_js(p, g) -> float:
     >>> round(hist_js([1, 0], [0.5, 0.5]), 6)
     0.311278
     """
+    from scipy.spatial.distance import jensenshannon  # scipy on use: registration stays light
+
     return float(jensenshannon(_normalised(p), _normalised(g), base=2.0) ** 2)
 
 
@@ -133,6 +132,8 @@ def hist_js(p, g) -> float:
 def _ground_distance(bins: ABBins) -> np.ndarray:
     """(Q, Q) Euclidean distances between the bin centres, read-only, one per bin set."""
     c = bins.centres.astype(np.float64)
+    from scipy.spatial.distance import cdist
+
     dist = cdist(c, c)
     dist.flags.writeable = False
     return dist
@@ -152,6 +153,10 @@ def hist_emd(p, g, centres, dist=None) -> float:
     >>> hist_emd([1, 0], [0.5, 0.5], [[0, 0], [10, 0]])
     5.0
     """
+    from scipy import sparse
+    from scipy.optimize import linprog
+    from scipy.spatial.distance import cdist
+
     d = _normalised(p) - _normalised(g)
     src, dst = np.flatnonzero(d > 0), np.flatnonzero(d < 0)
     if src.size == 0 or dst.size == 0:
