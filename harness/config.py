@@ -74,9 +74,7 @@ class DataConfig(_Strict):
     @field_validator("size", "eval_size")
     @classmethod
     def _side(cls, value: int | None) -> int | None:
-        if value is not None and value > limits.MAX_SIDE:
-            raise ValueError(f"must be <= {limits.MAX_SIDE}: {limits.SIDE_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_SIDE, limits.SIDE_REASON)
 
     @field_validator("train_scale")
     @classmethod
@@ -90,9 +88,7 @@ class DataConfig(_Strict):
     @field_validator("workers")
     @classmethod
     def _workers(cls, value: int) -> int:
-        if value > limits.MAX_WORKERS:
-            raise ValueError(f"must be <= {limits.MAX_WORKERS}: {limits.WORKERS_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_WORKERS, limits.WORKERS_REASON)
 
     @model_validator(mode="after")
     def _sizes(self) -> DataConfig:
@@ -191,9 +187,7 @@ class ReportConfig(_Strict):
     @field_validator("bootstrap")
     @classmethod
     def _bootstrap(cls, value: int) -> int:
-        if value > limits.MAX_BOOTSTRAP:
-            raise ValueError(f"must be <= {limits.MAX_BOOTSTRAP}: {limits.BOOTSTRAP_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_BOOTSTRAP, limits.BOOTSTRAP_REASON)
 
 
 class ThreadsConfig(_Strict):
@@ -212,9 +206,7 @@ class ThreadsConfig(_Strict):
     @field_validator("torch", "tensorflow")
     @classmethod
     def _threads(cls, value: int | None) -> int | None:
-        if value is not None and value > limits.MAX_THREADS:
-            raise ValueError(f"must be <= {limits.MAX_THREADS}: {limits.THREADS_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_THREADS, limits.THREADS_REASON)
 
     def apply(self) -> None:
         """Make these the process's thread settings (:func:`harness.threads.choose`)."""
@@ -251,17 +243,12 @@ class ExecutionConfig(_Strict):
     @field_validator("workers")
     @classmethod
     def _workers(cls, value: int | None) -> int | None:
-        if value is not None and value > limits.MAX_JOBS:
-            raise ValueError(f"must be <= {limits.MAX_JOBS}: {limits.JOBS_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_JOBS, limits.JOBS_REASON)
 
     @field_validator("gpus_per_job")
     @classmethod
     def _gpus(cls, value: float) -> float:
-        if value > limits.MAX_GPUS_PER_JOB:
-            raise ValueError(f"must be <= {limits.MAX_GPUS_PER_JOB}: "
-                             f"{limits.GPUS_PER_JOB_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_GPUS_PER_JOB, limits.GPUS_PER_JOB_REASON)
 
 
 class RunConfig(_Strict):

@@ -68,3 +68,14 @@ JOBS_REASON = ("each is a process holding a whole framework (hundreds of MB) and
 MAX_GPUS_PER_JOB = 16
 GPUS_PER_JOB_REASON = ("a job trains one model in one process on one node, and a request no "
                        "node can meet leaves the task waiting forever")
+
+
+def at_most(value: float | None, bound: float, reason: str) -> float | None:
+    """``value``, or a ValueError saying the bound and why it exists (None passes).
+
+    >>> at_most(3, 4, "x")
+    3
+    """
+    if value is not None and value > bound:
+        raise ValueError(f"must be <= {bound}: {reason}")
+    return value

@@ -51,17 +51,12 @@ class TrainOptions(PluginOptions):
     @field_validator("batch_size")
     @classmethod
     def _batch(cls, value: int) -> int:
-        if value > limits.MAX_BATCH:
-            raise ValueError(f"must be <= {limits.MAX_BATCH}: {limits.BATCH_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_BATCH, limits.BATCH_REASON)
 
     @field_validator("num_workers")
     @classmethod
     def _loader_workers(cls, value: int) -> int:
-        if value > limits.MAX_LOADER_WORKERS:
-            raise ValueError(f"must be <= {limits.MAX_LOADER_WORKERS}: "
-                             f"{limits.LOADER_WORKERS_REASON}")
-        return value
+        return limits.at_most(value, limits.MAX_LOADER_WORKERS, limits.LOADER_WORKERS_REASON)
 
     @model_validator(mode="after")
     def _milestones(self) -> TrainOptions:
