@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.progress import RunProgress
 from harness.rundir import RunDir
 
 log = logging.getLogger("harness")
@@ -73,7 +74,8 @@ class JobSpec:
     hinted: bool
     device: str  #: as the worker names it (``cuda`` is its one visible GPU)
     resume: bool
-    previous: dict[str, Any] = field(default_factory=dict)
+    #: the rows still to run, each with the status an earlier attempt left ({} if none)
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
     prior: np.ndarray | None = None  #: the scoring context's training prior
     threads: int | None = None  #: torch and TensorFlow intra-op threads; None: the defaults
     gpu: str | None = None  #: ``CUDA_VISIBLE_DEVICES`` for a process worker
@@ -88,9 +90,10 @@ def perform(spec: JobSpec, model, cfg, splits, context, metrics, run: RunDir
 
     if spec.hinted:
         return run_hint_rows(model, cfg, splits, context, metrics, run, spec.device,
-                             spec.resume)
+                             spec.resume, spec.previous)
     return {spec.label: run_model(model, cfg, splits, context, metrics, run, spec.device,
-                                  resume=spec.resume, previous=spec.previous or None)}
+                                  resume=spec.resume,
+                                  previous=spec.previous.get(spec.label) or None)}
 
 
 def run_job(spec: JobSpec, capture: bool = True) -> dict[str, dict]:
@@ -198,10 +201,11 @@ class Monitor:
         self.total, self.finished = total, 0
         self.started: dict[str, float] = {}
         self._seen: dict[str, float] = {}
+        self.overall = RunProgress(total)  # job k of n, elapsed, an estimate of the rest
 
     def start(self, spec: JobSpec, where: str = "") -> None:
         self.started[spec.label] = time.monotonic()
-        log.info("started %s%s", spec.label, f" ({where})" if where else "")
+        log.info("%s%s", self.overall.next(spec.label), f", {where}" if where else "")
 
     def poll(self, run: RunDir, labels: list[str]) -> None:
         """A line per running job whose loss.csv grew since the last poll."""
@@ -223,6 +227,7 @@ class Monitor:
     def end(self, spec: JobSpec, statuses: dict[str, dict]) -> None:
         self.finished += 1
         seconds = time.monotonic() - self.started.pop(spec.label, time.monotonic())
+        self.overall.finished(seconds)
         failed = {k: s.get("error", "") for k, s in statuses.items() if s.get("status") != "done"}
         head = f"[{self.finished}/{self.total}]"
         if failed:
@@ -354,17 +359,15 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
 
 
 def run_inline(specs: list[JobSpec], inputs: Callable[[JobSpec], tuple], monitor: Monitor,
-               after: Callable[[JobSpec, dict[str, dict], float], None]) -> dict[str, dict]:
+               after: Callable[[JobSpec, dict[str, dict]], None]) -> dict[str, dict]:
     """Each job in this process with the parent's objects (``inputs(spec)``: model, cfg,
-    splits, context, metrics, run), one after another; ``after(spec, rows, seconds)``
-    follows each."""
+    splits, context, metrics, run), one after another; ``after(spec, rows)`` follows each."""
     statuses: dict[str, dict] = {}
     for spec in specs:
         given = inputs(spec)
         monitor.start(spec)
-        t0 = time.monotonic()
         rows = perform(spec, *given)
         statuses.update(rows)
         monitor.end(spec, rows)
-        after(spec, rows, time.monotonic() - t0)
+        after(spec, rows)
     return statuses

@@ -35,7 +35,7 @@ from harness.metrics import Metric, ScoringContext
 from harness.metrics.engine import GROUND_TRUTH, compute_rows
 from harness.metrics.truth import TruthStore
 from harness.plugins import Entry, Registry
-from harness.progress import Laps, LossLog, Progress, RunProgress
+from harness.progress import Laps, LossLog, Progress
 from harness.report.build import report_after_run
 from harness.report.summary import write_tables
 from harness.resize import resize_ab, resize_l
@@ -249,8 +249,8 @@ class _FitFailed(Exception):
 
 
 def run_hint_rows(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
-                  metrics: list[Metric], run: RunDir, device: str,
-                  resume: bool) -> dict[str, dict]:
+                  metrics: list[Metric], run: RunDir, device: str, resume: bool,
+                  pending: dict[str, dict]) -> dict[str, dict]:
     """A hint-taking model: one fit, then a row ``NAME@N`` per count N of ``cfg.hints``.
 
     The fit's log, curve and weights go to ``models/NAME/``; each row gets a directory
@@ -259,21 +259,13 @@ def run_hint_rows(model: Model, cfg: RunConfig, splits: Splits, context: Scoring
     The host draws the hints from each test image's ground truth at the evaluation size with
     :func:`harness.hints.sample_hints`, seeded by ``cfg.seed`` and the image's test position:
     the same for every hint-taking model. The model gets L and hints at the evaluation size
-    (resizing a hint mask would lose hints). Finished rows are kept on resume; a failed fit
-    fails every row it was to serve. Returns the rows' statuses in the config's count order.
+    (resizing a hint mask would lose hints). ``pending`` maps the rows to run to the status an
+    earlier attempt left (see :func:`_needs_running`); the others finished and are kept. A failed
+    fit fails every row it was to serve. Returns the statuses of the rows it ran.
     """
-    labels = {n: f"{model.label}@{n}" for n in cfg.hints.counts}
+    labels = {n: f"{model.label}@{n}" for n in cfg.hints.counts if f"{model.label}@{n}" in pending}
     L, ab_true = splits.test.arrays()
-    statuses, previous = {}, {}
-    for label in labels.values():
-        again, previous[label] = _needs_running(run.model(label), resume, len(L), L.shape[1:],
-                                                [m.name for m in metrics])
-        if not again:
-            log.info("%s: finished in the earlier run, skipped", label)
-            statuses[label] = previous[label]
-    pending = [n for n in labels if labels[n] not in statuses]
-    if not pending:
-        return statuses
+    statuses: dict[str, dict] = {}
     fit = run.model(model.label)
     resumed = resume and fit.path.is_dir()
     fit.path.mkdir(parents=True, exist_ok=True)
@@ -287,10 +279,10 @@ def run_hint_rows(model: Model, cfg: RunConfig, splits: Splits, context: Scoring
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.error("%s failed:\n%s", model.label, traceback.format_exc())
-    for n in pending:
+    for n in labels:
         row = run.model(labels[n])
         row.path.mkdir(parents=True, exist_ok=True)
-        status = {**_start_status(labels[n], model.config.plugin, resume, previous[labels[n]]),
+        status = {**_start_status(labels[n], model.config.plugin, resume, pending[labels[n]]),
                   "hints": n, **figures}
         row.write_status(status)
         t0 = time.monotonic()
@@ -314,7 +306,7 @@ def run_hint_rows(model: Model, cfg: RunConfig, splits: Splits, context: Scoring
                 log.error("%s failed:\n%s", labels[n], traceback.format_exc())
         row.write_status(status)
         statuses[labels[n]] = status
-    return {labels[n]: statuses[labels[n]] for n in labels}
+    return statuses
 
 
 def _hint_taking(cfg: RunConfig, models: list[Model]) -> set[str]:
@@ -378,19 +370,16 @@ def _run_jobs(cfg: RunConfig, models: list[Model], hinted: set[str], splits: Spl
             run_dir=str(run.path), config=config, label=model.label,
             plugin=model.config.plugin, rows=rows, hinted=hint, device=device,
             resume=resume if hint else resume and out.path.exists(),
-            previous=left.get(model.label, {}), prior=context.prior,
+            previous=left, prior=context.prior,
             log_level=log.getEffectiveLevel()))
     backend = cfg.execution.backend
     monitor = execution.Monitor(len(specs))
     if backend == "inline" or not specs:
-        overall = RunProgress(len(specs))
 
         def inputs(spec):
-            log.info(overall.next(spec.label))
             return by_label[spec.label], cfg, splits, context, metrics, run
 
-        def after(spec, rows, seconds):
-            overall.finished(seconds)
+        def after(spec, rows):
             # A fitted model (Keras's above all) lingers in reference cycles; left to the
             # cyclic collector, the last one is freed by a full collection in the middle of
             # the report, which then took several times what `harness report` takes.
