@@ -40,17 +40,15 @@ def compact_table(summary: pd.DataFrame, models: Sequence[str], headline: Sequen
     marks = {m: assistance.mark(a) for m, a in zip(frame["model"], frame["assisted"]) if a}
     notes = assistance.footnotes(a for a in frame["assisted"] if a)
     labels = [f"{m} (ref)" if m == reference else m + marks.get(m, "") for m in models]
-    while True:
-        cells = {m: {name: _cell(r) for name, r in
-                     ok[ok["model"] == m].drop_duplicates("metric").set_index("metric").iterrows()}
-                 for m in models}
-        columns = [("model", labels)] + [
-            (name, [cells[m].get(name, "failed" if m in failed else "-") for m in models])
-            for name in metrics]
-        widths = [max(len(head), *(len(v) for v in values)) for head, values in columns]
-        if sum(widths) + 2 * (len(widths) - 1) <= width or len(metrics) <= 1:
-            break
-        metrics = metrics[:-1]
+    cells = {m: {name: _cell(r) for name, r in
+                 ok[ok["model"] == m].drop_duplicates("metric").set_index("metric").iterrows()}
+             for m in models}
+    columns = [("model", labels)] + [
+        (name, [cells[m].get(name, "failed" if m in failed else "-") for m in models])
+        for name in metrics]
+    widths = [max(len(head), *(len(v) for v in values)) for head, values in columns]
+    while sum(widths) + 2 * (len(widths) - 1) > width and len(columns) > 2:
+        columns, widths = columns[:-1], widths[:-1]  # the last metric goes first
     lines = ["  ".join(head.ljust(w) for (head, _), w in zip(columns, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for i in range(len(models)):
