@@ -81,6 +81,11 @@ class JobSpec:
     gpu: str | None = None  #: ``CUDA_VISIBLE_DEVICES`` for a process worker
     log_level: int = logging.INFO
     sys_path: tuple[str, ...] = ()  #: the parent's import path, for Ray workers
+    title: str = ""  #: how progress lines name the job (a sweep adds the seed); else the label
+
+    @property
+    def name(self) -> str:
+        return self.title or self.label
 
 
 def perform(spec: JobSpec, model, cfg, splits, context, metrics, run: RunDir
@@ -204,13 +209,14 @@ class Monitor:
         self.overall = RunProgress(total)  # job k of n, elapsed, an estimate of the rest
 
     def start(self, spec: JobSpec, where: str = "") -> None:
-        self.started[spec.label] = time.monotonic()
-        log.info("%s%s", self.overall.next(spec.label), f", {where}" if where else "")
+        self.started[spec.name] = time.monotonic()
+        log.info("%s%s", self.overall.next(spec.name), f", {where}" if where else "")
 
-    def poll(self, run: RunDir, labels: list[str]) -> None:
+    def poll(self, specs: list[JobSpec]) -> None:
         """A line per running job whose loss.csv grew since the last poll."""
-        for label in labels:
-            path = run.model(label).loss_file
+        for spec in specs:
+            label = spec.name
+            path = RunDir(spec.run_dir).model(spec.label).loss_file
             try:
                 mtime = path.stat().st_mtime
             except OSError:
@@ -226,7 +232,7 @@ class Monitor:
 
     def end(self, spec: JobSpec, statuses: dict[str, dict]) -> None:
         self.finished += 1
-        seconds = time.monotonic() - self.started.pop(spec.label, time.monotonic())
+        seconds = time.monotonic() - self.started.pop(spec.name, time.monotonic())
         self.overall.finished(seconds)
         failed = {k: s.get("error", "") for k, s in statuses.items() if s.get("status") != "done"}
         head = f"[{self.finished}/{self.total}]"
@@ -234,7 +240,7 @@ class Monitor:
             for label, error in failed.items():
                 log.warning("%s failed %s after %.1f s: %s", head, label, seconds, error)
         else:
-            log.info("%s done %s in %.1f s", head, ", ".join(statuses) or spec.label, seconds)
+            log.info("%s done %s in %.1f s", head, ", ".join(statuses) or spec.name, seconds)
 
 
 def _last_row(path: Path) -> dict[str, str] | None:
@@ -274,7 +280,6 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
     share = None if workers == 1 else max(1, cores // workers)
     pending, running, free = list(specs), {}, list(gpus)
     statuses: dict[str, dict] = {}
-    run = RunDir(specs[0].run_dir) if specs else None
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -295,7 +300,7 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
                 rows = _finished_rows(spec, proc.exitcode)
                 statuses.update(rows)
                 monitor.end(spec, rows)
-            monitor.poll(run, [spec.label for _, spec in running.values()])
+            monitor.poll([spec for _, spec in running.values()])
     finally:  # interrupted: stop the workers; their models resume from their checkpoints
         for proc, _ in running.values():
             proc.terminate()
@@ -331,7 +336,6 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
                                        max_retries=0, name="harness-model-job")
     pending, running = list(specs), {}
     statuses: dict[str, dict] = {}
-    run = RunDir(specs[0].run_dir) if specs else None
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -351,7 +355,7 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
                                                 f"{str(exc).splitlines()[0] if str(exc) else ''}")
                 statuses.update(rows)
                 monitor.end(spec, rows)
-            monitor.poll(run, [s.label for s in running.values()])
+            monitor.poll(list(running.values()))
     finally:
         for ref in running:
             ray.cancel(ref, force=True)
