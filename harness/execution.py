@@ -271,15 +271,14 @@ def gpu_ids(device: str) -> list[str]:
 
 
 def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str],
-                  monitor: Monitor) -> dict[str, dict]:
-    """Each job in a fresh spawned process, ``workers`` at a time; statuses by row label."""
+                  monitor: Monitor) -> None:
+    """Each job in a fresh spawned process, ``workers`` at a time."""
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
     ctx = mp.get_context("spawn")
     share = None if workers == 1 else max(1, cores // workers)
     pending, running, free = list(specs), {}, list(gpus)
-    statuses: dict[str, dict] = {}
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -297,16 +296,13 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
                 proc.join()
                 if spec.gpu is not None:
                     free.append(spec.gpu)
-                rows = _finished_rows(spec, proc.exitcode)
-                statuses.update(rows)
-                monitor.end(spec, rows)
+                monitor.end(spec, _finished_rows(spec, proc.exitcode))
             monitor.poll([spec for _, spec in running.values()])
     finally:  # interrupted: stop the workers; their models resume from their checkpoints
         for proc, _ in running.values():
             proc.terminate()
         for proc, _ in running.values():
             proc.join()
-    return statuses
 
 
 def _finished_rows(spec: JobSpec, exitcode: int) -> dict[str, dict]:
@@ -318,8 +314,8 @@ def _finished_rows(spec: JobSpec, exitcode: int) -> dict[str, dict]:
 
 
 def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
-            gpus_per_job: float, monitor: Monitor) -> dict[str, dict]:
-    """Each job a Ray task (no retries: a failure is the model's); statuses by row label."""
+            gpus_per_job: float, monitor: Monitor) -> None:
+    """Each job a Ray task (no retries: a failure is the model's)."""
     try:
         import ray
     except ImportError:
@@ -335,7 +331,6 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
     task = ray.remote(run_job).options(num_cpus=cpus, num_gpus=gpus_per_job if gpu else 0,
                                        max_retries=0, name="harness-model-job")
     pending, running = list(specs), {}
-    statuses: dict[str, dict] = {}
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -353,25 +348,20 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
                 except Exception as exc:  # the worker died or the task could not run
                     rows = worker_failure(spec, f"Ray task failed: {type(exc).__name__}: "
                                                 f"{str(exc).splitlines()[0] if str(exc) else ''}")
-                statuses.update(rows)
                 monitor.end(spec, rows)
             monitor.poll(list(running.values()))
     finally:
         for ref in running:
             ray.cancel(ref, force=True)
-    return statuses
 
 
 def run_inline(specs: list[JobSpec], inputs: Callable[[JobSpec], tuple], monitor: Monitor,
-               after: Callable[[JobSpec, dict[str, dict]], None]) -> dict[str, dict]:
+               after: Callable[[JobSpec, dict[str, dict]], None]) -> None:
     """Each job in this process with the parent's objects (``inputs(spec)``: model, cfg,
     splits, context, metrics, run), one after another; ``after(spec, rows)`` follows each."""
-    statuses: dict[str, dict] = {}
     for spec in specs:
         given = inputs(spec)
         monitor.start(spec)
         rows = perform(spec, *given)
-        statuses.update(rows)
         monitor.end(spec, rows)
         after(spec, rows)
-    return statuses

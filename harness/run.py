@@ -339,70 +339,110 @@ def _hint_taking(cfg: RunConfig, models: list[Model]) -> set[str]:
     return found
 
 
-def _run_jobs(cfg: RunConfig, models: list[Model], hinted: set[str], splits: Splits,
-              context: ScoringContext, metrics: list[Metric], run: RunDir, device: str,
-              resume: bool, laps: Laps) -> dict[str, dict]:
-    """Every model's job on the configured backend (:mod:`harness.execution`); the statuses
-    of all model rows, finished earlier ones included, in the config's order."""
+@dataclass
+class PreparedRun:
+    """A run ready for its model jobs: checked, locked, data and scoring context built.
+
+    :func:`prepare` makes one, :func:`dispatch` runs the jobs of one or several (a sweep's
+    seeds) together on the backend, and :func:`finish` writes each one's tables and report.
+    """
+
+    cfg: RunConfig
+    models: list[Model]
+    metrics: list[Metric]
+    hinted: set[str]
+    run: RunDir
+    splits: Splits
+    context: ScoringContext
+    device: str
+    resume: bool
+    laps: Laps
+    title: str = ""  #: added to each job's name in progress lines (a sweep's seed)
+
+    def rows(self) -> list[str]:
+        """Every model row label, in the config's order (``NAME@N`` per hint count)."""
+        counts = self.cfg.hints.counts if self.cfg.hints else ()
+        return [label for m in self.models for label in
+                ([f"{m.label}@{n}" for n in counts] if m.label in self.hinted else [m.label])]
+
+    def specs(self) -> list:
+        """A :class:`~harness.execution.JobSpec` per model with rows still to run; the rows
+        finished in an earlier attempt are logged as skipped."""
+        from harness.execution import JobSpec
+
+        L = self.splits.test.arrays()[0]
+        names = [m.name for m in self.metrics]
+        config = dump_config(self.cfg)
+        specs = []
+        for model in self.models:
+            hint = model.label in self.hinted
+            rows = (tuple(f"{model.label}@{n}" for n in self.cfg.hints.counts) if hint
+                    else (model.label,))
+            left = {}
+            for label in rows:
+                again, previous = _needs_running(self.run.model(label), self.resume, len(L),
+                                                 L.shape[1:], names)
+                if again:
+                    left[label] = previous
+                else:
+                    log.info("%s: finished in the earlier run, skipped", label)
+            if not left:
+                continue
+            resume = self.resume and (hint or self.run.model(model.label).path.exists())
+            specs.append(JobSpec(
+                run_dir=str(self.run.path), config=config, label=model.label,
+                plugin=model.config.plugin, rows=rows, hinted=hint, device=self.device,
+                resume=resume, previous=left, prior=self.context.prior,
+                log_level=log.getEffectiveLevel(),
+                title=f"{model.label} ({self.title})" if self.title else ""))
+        return specs
+
+    def inline_inputs(self, label: str) -> tuple:
+        """What :func:`harness.execution.perform` takes after the spec, for model ``label``."""
+        model = next(m for m in self.models if m.label == label)
+        return model, self.cfg, self.splits, self.context, self.metrics, self.run
+
+
+def dispatch(runs: list[PreparedRun]) -> None:
+    """Every model job of ``runs`` together on their backend (:mod:`harness.execution`; the
+    runs of one dispatch share one ``execution:`` config). Each job writes its rows' status
+    into its run directory, which :func:`finish` then reads."""
     from harness import execution
 
-    L = splits.test.arrays()[0]
-    names = [m.name for m in metrics]
-    config = dump_config(cfg)
-    statuses: dict[str, dict] = {}
-    specs, by_label = [], {m.label: m for m in models}
-    for model in models:
-        hint = model.label in hinted
-        rows = tuple(f"{model.label}@{n}" for n in cfg.hints.counts) if hint else (model.label,)
-        left = {}
-        for label in rows:
-            again, previous = _needs_running(run.model(label), resume, len(L), L.shape[1:],
-                                             names)
-            if again:
-                left[label] = previous
-            else:
-                log.info("%s: finished in the earlier run, skipped", label)
-                statuses[label] = previous
-        if not left:
-            continue
-        out = run.model(model.label)
-        specs.append(execution.JobSpec(
-            run_dir=str(run.path), config=config, label=model.label,
-            plugin=model.config.plugin, rows=rows, hinted=hint, device=device,
-            resume=resume if hint else resume and out.path.exists(),
-            previous=left, prior=context.prior,
-            log_level=log.getEffectiveLevel()))
-    backend = cfg.execution.backend
+    specs = [spec for prepared in runs for spec in prepared.specs()]
+    if not specs:
+        return
+    by_dir = {str(p.run.path): p for p in runs}
+    chosen = runs[0].cfg.execution
     monitor = execution.Monitor(len(specs))
-    if backend == "inline" or not specs:
+    if chosen.backend == "inline":
 
         def inputs(spec):
-            return by_label[spec.label], cfg, splits, context, metrics, run
+            return by_dir[spec.run_dir].inline_inputs(spec.label)
 
         def after(spec, rows):
             # A fitted model (Keras's above all) lingers in reference cycles; left to the
             # cyclic collector, the last one is freed by a full collection in the middle of
             # the report, which then took several times what `harness report` takes.
             gc.collect()
+            laps = by_dir[spec.run_dir].laps
             if spec.hinted:
                 laps.lap(f"{spec.label} ({', '.join(rows)})")
             else:
                 laps.model(spec.label, rows[spec.label])
 
-        done = execution.run_inline(specs, inputs, monitor, after)
-    elif backend == "process":
-        gpus = execution.gpu_ids(device)
-        workers = cfg.execution.workers or max(1, len(gpus))
+        execution.run_inline(specs, inputs, monitor, after)
+    elif chosen.backend == "process":
+        gpus = execution.gpu_ids(runs[0].device)
+        workers = chosen.workers or max(1, len(gpus))
         log.info("%d job(s) in %d worker process(es)%s", len(specs), workers,
                  f" on GPUs {', '.join(gpus)}" if gpus else "")
-        done = execution.run_processes(specs, workers, available_cores(), gpus, monitor)
+        execution.run_processes(specs, workers, available_cores(), gpus, monitor)
     else:
-        done = execution.run_ray(specs, cfg.execution.workers, cfg.execution.address,
-                                 cfg.execution.gpus_per_job, monitor)
-    statuses.update(done)
-    order = [label for m in models for label in
-             ((f"{m.label}@{n}" for n in cfg.hints.counts) if m.label in hinted else [m.label])]
-    return {label: statuses[label] for label in order if label in statuses}
+        execution.run_ray(specs, chosen.workers, chosen.address, chosen.gpus_per_job, monitor)
+    if chosen.backend != "inline":  # inline laps each model itself
+        for prepared in runs:
+            prepared.laps.lap("models")
 
 
 def load_trained(run_dir: Path, model: str, registry: Registry | None = None) -> Colorizer:
@@ -449,14 +489,22 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None,
     """
     with contextlib.ExitStack() as stack:
         try:
-            return _execute(cfg, registry, run_dir, allow_changes, stack)
+            prepared = prepare(cfg, registry, run_dir, allow_changes, stack)
+            dispatch([prepared])
+            return prepared.run.path, finish(prepared)
         except KeyboardInterrupt as exc:  # say where the run is, so it can be resumed
             exc.run_dir = getattr(stack, "run_dir", run_dir)
             raise
 
 
-def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_changes: bool,
-             stack: contextlib.ExitStack) -> tuple[Path, int]:
+def prepare(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_changes: bool,
+            stack: contextlib.ExitStack, title: str = "") -> PreparedRun:
+    """Check, create (or reopen and lock, to resume ``run_dir``) the run directory, and write
+    what every job reads: config, environment, data report, test Lab, the scoring context.
+
+    The run's lock is held until ``stack`` closes; ``stack.run_dir`` names the directory as
+    soon as it exists (for the message of an interrupted run).
+    """
     laps = Laps()  # -> timings.json
     models = resolve_models(cfg, registry)
     metrics = resolve_metrics(cfg, registry)
@@ -479,33 +527,46 @@ def _execute(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_cha
     else:
         run = RunDir.create(cfg.output_dir, cfg.name)
         stack.enter_context(run.lock())
-    run_dir = stack.run_dir = run.path
+    stack.run_dir = run.path
     run.write_config(dump_config(cfg))
     run.write("environment", {**environment(registry, device), "protocol": fingerprint})
     run.write("data_report", splits.report)
     L, ab_true = splits.test.arrays()
     run.write_test_lab(L, ab_true)
     log.info("data: %(used)d images used of %(found)d found", splits.report)
-    context = _scoring_context(splits, device, run_dir)
+    context = _scoring_context(splits, device, run.path)
     laps.lap("data")
+    return PreparedRun(cfg, models, metrics, hinted, run, splits, context, device, resume,
+                       laps, title)
 
-    statuses = _run_jobs(cfg, models, hinted, splits, context, metrics, run, device, resume,
-                         laps)
-    if cfg.execution.backend != "inline":  # inline laps each model itself
-        laps.lap("models")
+
+def finish(prepared: PreparedRun) -> int:
+    """Tables, imported votes and the report of a run whose jobs have ended; its exit code."""
+    p, run = prepared, prepared.run
+    statuses = {label: run.model(label).status() or _no_status(run.model(label), p)
+                for label in p.rows()}
     rows = {label: run.model(label).rows() for label, status in statuses.items()
             if status["status"] == "done"}
-    descriptive = [m for m in metrics if m.higher_is_better is None]
+    L, ab_true = p.splits.test.arrays()
+    descriptive = [m for m in p.metrics if m.higher_is_better is None]
     if descriptive:
-        rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, context)
-    context.truth.close()
-    write_tables(run, cfg, metrics, rows, statuses, splits)
-    votes = load_votes(run_dir)
+        rows[GROUND_TRUTH] = compute_rows(descriptive, L, ab_true, ab_true, p.context)
+    p.context.truth.close()
+    write_tables(run, p.cfg, p.metrics, rows, statuses, p.splits)
+    votes = load_votes(run.path)
     if votes:  # a resumed run keeps the human-study results imported into it
-        merge_outputs(run_dir, compute_study(votes))
-    laps.lap("tables")
-    report_after_run(run_dir)
-    laps.lap("report")
-    laps.write(run.path / "timings.json")
+        merge_outputs(run.path, compute_study(votes))
+    p.laps.lap("tables")
+    report_after_run(run.path)
+    p.laps.lap("report")
+    p.laps.write(run.path / "timings.json")
     failed = [name for name, s in statuses.items() if s["status"] != "done"]
-    return run_dir, ExitCode.MODEL_FAILED if failed else ExitCode.OK
+    return ExitCode.MODEL_FAILED if failed else ExitCode.OK
+
+
+def _no_status(out: ModelDir, prepared: PreparedRun) -> dict:
+    """The status of a row whose job left none readable: failed, saying so."""
+    base = out.name.rpartition("@")[0] if "@" in out.name else out.name
+    plugin = next((m.config.plugin for m in prepared.models if m.label == base), "")
+    return {"model": out.name, "plugin": plugin, "status": "failed",
+            "error": f"{out.status_file}: missing or unreadable after its job ended"}

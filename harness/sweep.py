@@ -5,15 +5,17 @@ Layout of ``<output_dir>/<name>-sweep-<timestamp>/``::
     sweep.json           the config file, overrides and seeds, and each seed's run directory
     <name>-<timestamp>[-k]/   a run directory per seed (see :mod:`harness.rundir`)
 
-Each seed's run sends its (model x seed) jobs to the config's ``execution`` backend, so the
-workers of a ``process`` or ``ray`` sweep train that seed's models side by side; the seeds
-follow one another, since each has its own split and data. ``harness report SWEEP_DIR``
-aggregates the runs per protocol like any folder of runs. Started again with ``--resume
-SWEEP_DIR``, a sweep keeps its finished runs and resumes the others.
+Every seed's run is prepared first (its directory, split, Lab cache and scoring context;
+:func:`harness.run.prepare`), then all the (model x seed) jobs go to the config's
+``execution`` backend together (:func:`harness.run.dispatch`), so ``process`` workers or a Ray
+cluster stay busy across seeds; each run's table and report follow when every job has ended.
+``harness report SWEEP_DIR`` aggregates the runs per protocol like any folder of runs. Started
+again with ``--resume SWEEP_DIR``, a sweep keeps its finished runs and resumes the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from pathlib import Path
@@ -51,7 +53,7 @@ def sweep(config: Path, seeds: list[int], overrides: list[str],
     resume); return the directory and the exit code (the worst of the runs')."""
     from harness.data.loader import check_source
     from harness.plugins import load_registry
-    from harness.run import execute
+    from harness.run import dispatch, finish, prepare
 
     cfgs = {seed: load_config(config, [*overrides, f"seed={seed}"]) for seed in seeds}
     first = cfgs[seeds[0]]
@@ -69,7 +71,6 @@ def sweep(config: Path, seeds: list[int], overrides: list[str],
     first.threads.apply()
     registry = load_registry(first.plugins, config_dir=first.plugin_dir)
     check_source(first.data, registry)
-    code = ExitCode.OK
 
     def record() -> None:
         write_json(sweep_dir / MANIFEST, {"config": str(Path(config).resolve()),
@@ -77,27 +78,25 @@ def sweep(config: Path, seeds: list[int], overrides: list[str],
                                           "runs": runs})
 
     record()
-    for seed in seeds:
-        # The runs keep the config's name: the report groups runs by name and protocol.
-        cfg = cfgs[seed].model_copy(update={"output_dir": sweep_dir})
-        previous = runs.get(str(seed))
-        if previous and RunDir(previous).finished and _all_done(RunDir(previous)):
-            log.info("seed %d: finished in %s, kept", seed, previous)
-            continue
-        log.info("seed %d of %s", seed, ", ".join(map(str, seeds)))
+    with contextlib.ExitStack() as stack:
         try:
-            run_dir, run_code = execute(cfg, registry,
-                                        Path(previous) if previous and RunDir(previous).started
-                                        else None)
-        except KeyboardInterrupt as exc:  # remember the run, so --resume continues it
-            if getattr(exc, "run_dir", None):
-                runs[str(seed)] = str(exc.run_dir)
+            prepared = []
+            for seed in seeds:
+                previous = runs.get(str(seed))
+                if previous and RunDir(previous).finished and _all_done(RunDir(previous)):
+                    log.info("seed %d: finished in %s, kept", seed, previous)
+                    continue
+                # The runs keep the config's name: the report groups runs by name and protocol.
+                cfg = cfgs[seed].model_copy(update={"output_dir": sweep_dir})
+                resume = Path(previous) if previous and RunDir(previous).started else None
+                prepared.append(prepare(cfg, registry, resume, False, stack, f"seed {seed}"))
+                runs[str(seed)] = str(prepared[-1].run.path)
                 record()
+            dispatch(prepared)
+            code = max((finish(p) for p in prepared), default=ExitCode.OK)
+        except KeyboardInterrupt as exc:  # the manifest names every run; --resume continues
             exc.run_dir = sweep_dir
             raise
-        runs[str(seed)] = str(run_dir)
-        record()
-        code = max(code, run_code)
     return sweep_dir, int(code)
 
 

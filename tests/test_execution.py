@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -194,7 +195,8 @@ def test_exit_codes_are_described():
     assert describe_exit(3) == "worker exited with code 3"
 
 
-def test_sweep_runs_each_seed_and_reports_them_together(tmp_path, sleeper, monkeypatch):
+def test_sweep_runs_each_seed_and_reports_them_together(tmp_path, sleeper, monkeypatch,
+                                                        caplog):
     from harness.report.build import build_report
     from harness.sweep import parse_seeds, sweep
 
@@ -203,8 +205,11 @@ def test_sweep_runs_each_seed_and_reports_them_together(tmp_path, sleeper, monke
     with pytest.raises(Exception, match="counts down"):
         parse_seeds("3-1")
     path = _config(tmp_path, "[{plugin: gray}, {plugin: sleeper}]")
-    sweep_dir, code = sweep(path, [0, 1], ["execution.backend=inline"])
+    with caplog.at_level(logging.INFO, logger="harness"):
+        sweep_dir, code = sweep(path, [0, 1], ["execution.backend=inline"])
     assert code == ExitCode.OK
+    # one dispatch of the (model x seed) jobs, each named with its seed
+    assert "[4/4] done" in caplog.text and "sleeper (seed 1)" in caplog.text
     manifest = json.loads((sweep_dir / "sweep.json").read_text())
     runs = [Path(manifest["runs"][s]) for s in ("0", "1")]
     assert [load_config(r / "config.yaml").seed for r in runs] == [0, 1]
