@@ -14,17 +14,18 @@ hookimpl = pluggy.HookimplMarker("harness")
 def harness_register_colorizers(register: Callable[..., None]) -> None:
     """Register colorizers.
 
-    Call ``register(name, target, framework=..., options=..., summary=...)`` once per
-    colorizer. ``target`` is where the :class:`harness.colorizer.Colorizer` subclass lives, as
-    an import path ``"package.module:Class"`` that the host imports only when a run uses the
-    model (so listing plugins and validating configs never import torch or TensorFlow), or the
-    class itself for a plugin that imports nothing heavy. ``framework`` is ``"torch"``,
-    ``"keras"`` or ``"numpy"``; ``options`` is the class's ``Options`` (a
+    Call ``register(name, target, framework=..., options=..., summary=..., takes_hints=...)``
+    once per colorizer. ``target`` is where the :class:`harness.colorizer.Colorizer` subclass
+    lives, as an import path ``"package.module:Class"`` that the host imports only when a run
+    uses the model (so listing plugins, validating configs and planning a run never import torch
+    or TensorFlow), or the class itself for a plugin that imports nothing heavy. ``framework``
+    is ``"torch"``, ``"keras"`` or ``"numpy"``; ``options`` is the class's ``Options`` (a
     :class:`harness.colorizer.PluginOptions` subclass defined in a framework-free module),
-    required with an import path when the colorizer takes options; ``summary`` is one line for
-    ``harness plugins``. Names are global across all plugins: a name already taken is a
-    failure of the plugin that registers it second (a built-in keeps its name), listed by
-    ``harness plugins`` with both providers.
+    required with an import path when the colorizer takes options; ``takes_hints`` repeats the
+    class's attribute, required with an import path for a user-assisted colorizer (the host
+    checks that the two agree); ``summary`` is one line for ``harness plugins``. Names are
+    global across all plugins: a name already taken is a failure of the plugin that registers
+    it second (a built-in keeps its name), listed by ``harness plugins`` with both providers.
 
     A colorizer is automatic unless its class says otherwise (see :mod:`harness.colorizer`):
     with ``takes_hints = True`` it is user-assisted, and the host calls ``predict(L, hints=...)``

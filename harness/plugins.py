@@ -77,8 +77,9 @@ class Entry:
     """One registered colorizer, metric or data source.
 
     ``target`` is the object itself or its import path ``"package.module:Name"``;
-    :meth:`load` returns the object. A colorizer's ``options`` is its options class, known
-    without importing the implementation.
+    :meth:`load` returns the object. A colorizer's ``options`` (its options class) and
+    ``takes_hints`` are known without importing the implementation: a run is planned, and its
+    framework-free parent process stays so, from the registration alone.
     """
 
     name: str
@@ -88,6 +89,7 @@ class Entry:
     summary: str
     provider: Provider
     options: Any = None
+    takes_hints: bool = False
 
     def load(self) -> Any:
         """The registered object, imported on first use; a :class:`PluginError` if it fails."""
@@ -166,6 +168,9 @@ def _check_colorizer(entry: Entry, cls: Any) -> None:
     if entry.options is not None and cls.Options is not entry.options:
         raise PluginError(f"{where}: registered options {entry.options.__name__} but the class "
                           f"declares {cls.Options.__name__}; register the class's Options")
+    if bool(cls.takes_hints) != entry.takes_hints:
+        raise PluginError(f"{where}: the class has takes_hints = {bool(cls.takes_hints)}; "
+                          f"register it with takes_hints={bool(cls.takes_hints)}")
 
 
 def _trace(message: str) -> None:
@@ -361,7 +366,8 @@ class _Registrar:
 
     @staticmethod
     def colorizer(provider: Provider, name: str, target: Any, framework: str | None = None,
-                  summary: str = "", options: Any = None) -> Entry:
+                  summary: str = "", options: Any = None, takes_hints: bool | None = None
+                  ) -> Entry:
         from harness.colorizer import Colorizer, PluginOptions
 
         lazy = isinstance(target, str)
@@ -376,7 +382,10 @@ class _Registrar:
             raise PluginError(f"colorizer '{name}': options must be a subclass of "
                               f"harness.colorizer.PluginOptions")
         summary = summary or ("" if lazy else _first_line(target.__doc__))
-        return Entry(name, "colorizer", target, framework, summary, provider, options)
+        if takes_hints is None:
+            takes_hints = False if lazy else bool(target.takes_hints)
+        return Entry(name, "colorizer", target, framework, summary, provider, options,
+                     bool(takes_hints))
 
     @staticmethod
     def metric(provider: Provider, metric: Any) -> Entry:

@@ -314,10 +314,7 @@ def _hint_taking(cfg: RunConfig, models: list[Model]) -> set[str]:
     for one, or when ``report.reference`` names a user-assisted or oracle model."""
     found = set()
     for i, model in enumerate(models):
-        try:
-            takes = model.entry.load().takes_hints
-        except PluginError:
-            continue  # run_model records the import error as the model's failure
+        takes = model.entry.takes_hints  # from the registration: nothing is imported
         if takes and cfg.hints is None:
             raise ConfigError(f"models[{i}] ({model.label}): {model.config.plugin} takes hints; "
                               f"set the top-level hints: list, e.g. hints: [1, 10, 100]")

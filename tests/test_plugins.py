@@ -130,6 +130,27 @@ def test_lazy_target_is_imported_only_on_load(plugin_module):
         entry.load()
 
 
+def test_lazy_hint_taking_colorizer_must_say_so_when_registered(plugin_module):
+    plugin_module("lazy_levin", """
+        from harness import hookimpl
+
+        from harness_baselines.levin import LevinOptions
+
+        @hookimpl
+        def harness_register_colorizers(register):
+            register("quiet-levin", "harness_baselines.levin:LevinColorizer", framework="numpy",
+                     options=LevinOptions)
+            register("levin-2", "harness_baselines.levin:LevinColorizer", framework="numpy",
+                     options=LevinOptions, takes_hints=True)
+    """)
+    registry = load_registry(["lazy_levin"], entry_points=False)
+    assert not registry.get("colorizer", "quiet-levin").takes_hints  # planned from this
+    with pytest.raises(PluginError, match="register it with takes_hints=True"):
+        registry.get("colorizer", "quiet-levin").load()
+    entry = registry.get("colorizer", "levin-2")
+    assert entry.takes_hints and entry.load().takes_hints
+
+
 def test_hook_asks_only_for_the_arguments_it_names(plugin_module):
     plugin_module("no_args", """
         from harness import hookimpl
