@@ -82,23 +82,37 @@ class JobSpec:
     log_level: int = logging.INFO
     sys_path: tuple[str, ...] = ()  #: the parent's import path, for Ray workers
     title: str = ""  #: how progress lines name the job (a sweep adds the seed); else the label
+    framework: str = "numpy"  #: the model's (its plugin's registration)
+    #: ``all``: fit, predict and score; ``produce``: fit and predict; ``score``: score only
+    stage: str = "all"
 
     @property
     def name(self) -> str:
         return self.title or self.label
 
 
+def stages(spec: JobSpec) -> tuple[str, ...]:
+    """The processes a job takes outside ``inline``: a Keras model's job fits and predicts in
+    a TensorFlow-only worker, then is scored (LPIPS is torch) in a second, torch-only one;
+    any other model's job does both in one worker."""
+    return ("produce", "score") if spec.framework == "keras" else ("all",)
+
+
 def perform(spec: JobSpec, model, cfg, splits, context, metrics, run: RunDir
             ) -> dict[str, dict]:
-    """Run the job with these objects; the statuses of its rows by label."""
-    from harness.run import run_hint_rows, run_model
+    """Run the job's stage with these objects (``model`` is unused when scoring, ``context``
+    and ``metrics`` when producing); the statuses of its rows by label."""
+    from harness.run import produce_hint_rows, produce_model, score_rows
 
-    if spec.hinted:
-        return run_hint_rows(model, cfg, splits, context, metrics, run, spec.device,
-                             spec.resume, spec.previous)
-    return {spec.label: run_model(model, cfg, splits, context, metrics, run, spec.device,
-                                  resume=spec.resume,
-                                  previous=spec.previous.get(spec.label) or None)}
+    if spec.stage != "score" and spec.hinted:
+        produce_hint_rows(model, cfg, splits, run, spec.device, spec.resume, spec.previous)
+    elif spec.stage != "score":
+        produce_model(model, cfg, splits, run, spec.device, resume=spec.resume,
+                      previous=spec.previous.get(spec.label) or None)
+    pending = [label for label in spec.rows if label in spec.previous]
+    if spec.stage == "produce":
+        return {label: run.model(label).status() for label in pending}
+    return score_rows(run, pending, splits, context, metrics)
 
 
 def run_job(spec: JobSpec, capture: bool = True) -> dict[str, dict]:
@@ -129,9 +143,16 @@ def run_job(spec: JobSpec, capture: bool = True) -> dict[str, dict]:
         "torch": cfg.threads.torch or spec.threads,
         "tensorflow": cfg.threads.tensorflow or spec.threads}).apply()
     registry = load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
-    model = next(m for m in resolve_models(cfg, registry) if m.label == spec.label)
-    metrics = resolve_metrics(cfg, registry)
     splits = load_splits(cfg.data, registry, cfg.seed)
+    if spec.stage == "produce":  # the model's framework only: no metric, no scoring context
+        from harness import keras_env
+
+        os.environ[keras_env.ISOLATED_VAR] = "1"
+        model = next(m for m in resolve_models(cfg, registry) if m.label == spec.label)
+        return perform(spec, model, cfg, splits, None, [], run)
+    model = (None if spec.stage == "score" else
+             next(m for m in resolve_models(cfg, registry) if m.label == spec.label))
+    metrics = resolve_metrics(cfg, registry)
     context = ScoringContext(bins=zhang313(), prior=spec.prior, device=spec.device,
                              truth=TruthStore(spill_dir=run.path))
     try:
@@ -278,7 +299,8 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
 
     ctx = mp.get_context("spawn")
     share = None if workers == 1 else max(1, cores // workers)
-    pending, running, free = list(specs), {}, list(gpus)
+    pending = [dataclasses.replace(s, stage=stages(s)[0]) for s in specs]
+    running, free = {}, list(gpus)
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -287,16 +309,25 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
                 spec = dataclasses.replace(spec, threads=share, gpu=gpu,
                                            device="cuda" if gpu is not None else spec.device)
                 proc = ctx.Process(target=_process_main, args=(spec, os.getpid()),
-                                   name=f"harness-job-{spec.label}")
+                                   name=f"harness-job-{spec.label}-{spec.stage}")
                 proc.start()
                 running[proc.sentinel] = (proc, spec)
-                monitor.start(spec, f"pid {proc.pid}" + (f", GPU {gpu}" if gpu else ""))
+                where = f"pid {proc.pid}" + (f", GPU {gpu}" if gpu else "")
+                if spec.stage == "score":
+                    log.debug("scoring %s in a torch worker, %s", spec.name, where)
+                else:
+                    monitor.start(spec, where)
             for sentinel in wait(list(running), timeout=PROGRESS_SECONDS):
                 proc, spec = running.pop(sentinel)
                 proc.join()
                 if spec.gpu is not None:
                     free.append(spec.gpu)
-                monitor.end(spec, _finished_rows(spec, proc.exitcode))
+                rows = _finished_rows(spec, proc.exitcode)
+                follow = _next_stage(spec, rows)
+                if follow is not None:
+                    pending.insert(0, follow)
+                else:
+                    monitor.end(spec, rows)
             monitor.poll([spec for _, spec in running.values()])
     finally:  # interrupted: stop the workers; their models resume from their checkpoints
         for proc, _ in running.values():
@@ -306,11 +337,20 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
 
 
 def _finished_rows(spec: JobSpec, exitcode: int) -> dict[str, dict]:
+    """The statuses a job's stage left, or its rows failed when the worker did not end well."""
     run = RunDir(spec.run_dir)
-    rows = {label: run.model(label).status() for label in spec.rows}
-    if exitcode == 0 and all(s.get("status") in ("done", "failed") for s in rows.values()):
+    rows = {label: run.model(label).status() for label in spec.rows if label in spec.previous}
+    ended = ("predicted", "failed") if spec.stage == "produce" else ("done", "failed")
+    if exitcode == 0 and all(s.get("status") in ended for s in rows.values()):
         return rows
     return worker_failure(spec, describe_exit(exitcode))
+
+
+def _next_stage(spec: JobSpec, rows: dict[str, dict]) -> JobSpec | None:
+    """The scoring stage of a job that has rows waiting for it, else None (the job ended)."""
+    if spec.stage == "produce" and any(s.get("status") == "predicted" for s in rows.values()):
+        return dataclasses.replace(spec, stage="score")
+    return None
 
 
 def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
@@ -328,27 +368,37 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
     if workers is None:
         workers = max(1, int(cluster.get("GPU", 0) / gpus_per_job)) if gpu else 1
     cpus = max(1, int(cluster.get("CPU", 1)) // workers)
-    task = ray.remote(run_job).options(num_cpus=cpus, num_gpus=gpus_per_job if gpu else 0,
-                                       max_retries=0, name="harness-model-job")
-    pending, running = list(specs), {}
+    # max_calls=1: a fresh worker process per task, as with ``process`` (Ray reuses workers
+    # otherwise, and one would then hold TensorFlow and torch together).
+    task = ray.remote(max_calls=1)(run_job).options(
+        num_cpus=cpus, num_gpus=gpus_per_job if gpu else 0, max_retries=0,
+        name="harness-model-job")
+    pending = [dataclasses.replace(s, stage=stages(s)[0], threads=cpus,
+                                   device="cuda" if gpu else "cpu", sys_path=tuple(sys.path))
+               for s in specs]
+    running = {}
     try:
         while pending or running:
             while pending and len(running) < workers:
-                spec = dataclasses.replace(pending.pop(0), threads=cpus,
-                                           device="cuda" if gpu else "cpu",
-                                           sys_path=tuple(sys.path))
+                spec = pending.pop(0)
                 running[task.remote(spec)] = spec
-                monitor.start(spec, f"Ray task, {cpus} CPU" + (f", {gpus_per_job} GPU"
-                                                                 if gpu else ""))
+                if spec.stage != "score":
+                    monitor.start(spec, f"Ray task, {cpus} CPU" + (f", {gpus_per_job} GPU"
+                                                                     if gpu else ""))
             done, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_SECONDS)
             for ref in done:
                 spec = running.pop(ref)
                 try:
-                    rows = ray.get(ref)
+                    ray.get(ref)
+                    rows = _finished_rows(spec, 0)
                 except Exception as exc:  # the worker died or the task could not run
                     rows = worker_failure(spec, f"Ray task failed: {type(exc).__name__}: "
                                                 f"{str(exc).splitlines()[0] if str(exc) else ''}")
-                monitor.end(spec, rows)
+                follow = _next_stage(spec, rows)
+                if follow is not None:
+                    pending.insert(0, follow)
+                else:
+                    monitor.end(spec, rows)
             monitor.poll(list(running.values()))
     finally:
         for ref in running:

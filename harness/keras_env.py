@@ -1,7 +1,9 @@
-"""Process set-up for Keras beside torch: backend, quiet start-up, load order, threads, malloc.
+"""Process set-up for Keras: backend, quiet start-up, threads; beside torch, load order, malloc.
 
 Call :func:`configure` before the first ``import keras`` / ``import tensorflow``; it is
 idempotent, and everything it sets yields to a value the user has already chosen.
+
+Always, in every process that runs Keras:
 
 - ``KERAS_BACKEND`` defaults to ``tensorflow``.
 - TensorFlow's start-up chatter (C++ log lines written before absl is initialised, the CUDA
@@ -10,24 +12,27 @@ idempotent, and everything it sets yields to a value the user has already chosen
   while TensorFlow loads, then passed to this module's logger at DEBUG (or echoed
   if the import fails). ``HARNESS_TF_VERBOSE=1`` keeps all of it.
 - ``TF_FORCE_GPU_ALLOW_GROWTH=true``: TensorFlow takes GPU memory as it needs it instead of
-  nearly all of it at start-up, leaving room for torch in the same process.
+  nearly all of it at start-up, leaving room for torch in the same process, or for another
+  job on a GPU that Ray shares out by fractions (``execution.gpus_per_job`` below 1).
+- TensorFlow's intra-op threads come from :mod:`harness.threads` (the run config's
+  ``threads``, else measured defaults) and its inter-op pool, by default one thread per core
+  each launching multi-threaded kernels, is held to 2: an oversubscription of TensorFlow's own.
+
+Only where torch and TensorFlow share a process (the ``inline`` backend, and a user's own
+script), each a workaround for one of the two hurting the other:
+
 - Load order: torch and, where installed, Triton are imported before TensorFlow. Triton's
   native library (which torch loads lazily, e.g. when an optimizer is first created) and
   TensorFlow's each carry their own LLVM; loaded after TensorFlow, Triton's segfaults the
-  process. So anything that imports TensorFlow or Keras should call :func:`configure` first.
-- Threads: the harness trains one model at a time, so torch and TensorFlow never compute
-  together and each gets its intra-op count from :mod:`harness.threads` (the run config's
-  ``threads``, else measured defaults; every available core unless those say otherwise).
-  What piles up on top is capped: TensorFlow's inter-op pool (by default one thread per
-  core, each launching multi-threaded kernels) is held to 2. torch keeps ``OMP_NUM_THREADS``
-  when set and the config does not say; TensorFlow keeps thread counts set before this runs.
-- Memory: see :func:`generator_dataset_malloc`, which the Keras trainer wraps around a fit.
+  process (seen again on 2026-12-02: torch imported after a Keras fit, then LPIPS loaded:
+  SIGSEGV). torch's intra-op pool is sized then too (:func:`harness.threads.configure_torch`).
+- Memory: see :func:`generator_dataset_malloc`, which the Keras trainer wraps around a fit:
+  glibc's malloc setting that TensorFlow fixes would slow every later torch step.
 
-Worker isolation (:mod:`harness.execution`: the ``process`` and ``ray`` backends) keeps a
-torch model's job free of TensorFlow, but not a Keras model's job free of torch: the host
-itself resizes with torch (:mod:`harness.resize`, the protocol's antialiased resize) and scores
-LPIPS with it, after the fit. So every workaround here still holds in a Keras worker (load
-order, threads, malloc), and ``inline`` runs every framework in one process; none is removed.
+A Keras model's worker under the ``process`` and ``ray`` backends runs TensorFlow alone: it
+fits and predicts, and its scoring (LPIPS is torch) runs in a second worker
+(:func:`harness.execution.stages`). The worker sets ``HARNESS_ISOLATED_WORKER=1``, and both
+workarounds are skipped there: torch is never imported, and no torch step follows the fit.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from harness.threads import available_cores
 from harness.train.allocator import M_MMAP_THRESHOLD, glibc_mallopt, steady_heap
 
 VERBOSE_VAR = "HARNESS_TF_VERBOSE"
+#: Set by a worker that runs Keras without torch (see the module docstring).
+ISOLATED_VAR = "HARNESS_ISOLATED_WORKER"
 INTER_OP_THREADS = 2
 # TensorFlow's glibc mmap threshold for generator datasets.
 TF_MMAP_THRESHOLD = 128 << 10
@@ -65,6 +72,11 @@ def environment_defaults(environ: Mapping[str, str] = os.environ) -> dict[str, s
     return {k: v for k, v in defaults.items() if k not in environ}
 
 
+def isolated(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process runs Keras without torch (``HARNESS_ISOLATED_WORKER=1``)."""
+    return environ.get(ISOLATED_VAR) == "1"
+
+
 def thread_counts(cores: int) -> tuple[int, int]:
     """``(intra-op, inter-op)`` threads for TensorFlow on ``cores`` CPUs (see module notes)."""
     return threads.tensorflow_threads(cores), min(INTER_OP_THREADS, cores)
@@ -76,7 +88,8 @@ def configure() -> None:
     quiet = "TF_CPP_MIN_LOG_LEVEL" in defaults  # neither verbose nor the user's own level
     os.environ.update(defaults)
     cores = available_cores()
-    _load_torch_first()
+    if not isolated():
+        _load_torch_first()
     if os.environ["KERAS_BACKEND"] != "tensorflow":
         return
     with _captured_stderr() if quiet else contextlib.nullcontext():
@@ -97,11 +110,13 @@ def generator_dataset_malloc() -> Iterator[None]:
     3.11. Every later allocation above that size is then mapped and unmapped afresh: a torch
     training step after a Keras fit took 30x the page faults and twice the time. This block
     applies TensorFlow's threshold, then :func:`~harness.train.allocator.steady_heap`. Off
-    glibc it does nothing.
+    glibc, and in an isolated worker (no torch step follows), it does nothing.
     """
-    mallopt = glibc_mallopt()
-    if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, TF_MMAP_THRESHOLD)
+    mallopt = None if isolated() else glibc_mallopt()
+    if mallopt is None:
+        yield
+        return
+    mallopt(M_MMAP_THRESHOLD, TF_MMAP_THRESHOLD)
     try:
         yield
     finally:

@@ -43,7 +43,7 @@ from harness.rundir import ModelDir, RunDir
 from harness.study.votes import compute as compute_study
 from harness.study.votes import load_votes, merge_outputs
 from harness.threads import available_cores
-from harness.train.flops import compute_status
+from harness.train.flops import compute_status, with_attainable
 
 log = logging.getLogger("harness")
 
@@ -109,23 +109,26 @@ def _scoring_context(splits: Splits, device: str, run_dir: Path) -> ScoringConte
                           truth=TruthStore(spill_dir=run_dir))
 
 
-def colorize(model: Colorizer, L_eval: np.ndarray, size: int, batch_size: int = 16,
-             hints: Hints | None = None, ab_true: np.ndarray | None = None) -> np.ndarray:
-    """The fair protocol: L resized to the model's input size, ab upsampled back to L's size.
+def predict(model: Colorizer, L_in: np.ndarray, batch_size: int = 16,
+            hints: Hints | None = None, ab_true: np.ndarray | None = None) -> np.ndarray:
+    """ab (N, S, S, 2) for L (N, S, S) already at the model's input size, batch by batch.
 
-    ``hints`` (for a hint-taking model, which is given ``size`` = L's own size) and ``ab_true``
+    The fair protocol resizes L once for every model (the parent writes it into the run
+    directory, :meth:`RunDir.write_test_input`) and upsamples the ab to the evaluation size when
+    scoring (:func:`score_rows`), so a model's own worker needs no resizing (nor the torch that
+    does it). ``hints`` (for a hint-taking model, given L at the evaluation size) and ``ab_true``
     (for an oracle) go to ``predict`` batch by batch, as keywords of those names.
     """
-    out = np.empty((*L_eval.shape, 2), dtype=np.float32)
-    for start in range(0, len(L_eval), batch_size):
-        chunk = L_eval[start : start + batch_size]
+    out = np.empty((*L_in.shape, 2), dtype=np.float32)
+    for start in range(0, len(L_in), batch_size):
+        chunk = np.array(L_in[start : start + batch_size], dtype=np.float32)  # writable
         given = {name: value[start : start + len(chunk)]
                  for name, value in (("hints", hints), ("ab_true", ab_true)) if value is not None}
-        ab = np.asarray(model.predict(resize_l(chunk, size), **given), dtype=np.float32)
-        if ab.shape != (len(chunk), size, size, 2):
+        ab = np.asarray(model.predict(chunk, **given), dtype=np.float32)
+        if ab.shape != (*chunk.shape, 2):
             raise ValueError(f"predict returned ab of shape {ab.shape}; expected "
-                             f"{(len(chunk), size, size, 2)}")
-        out[start : start + len(chunk)] = resize_ab(ab, L_eval.shape[1])
+                             f"{(*chunk.shape, 2)}")
+        out[start : start + len(chunk)] = ab
     return out
 
 
@@ -159,27 +162,59 @@ def _fit(model: Model, cfg: RunConfig, splits: Splits, out: ModelDir, device: st
     colorizer.fit(splits.train, splits.val, budget, ctx)
     figures: dict = {"fit_seconds": round(time.monotonic() - t0, 2)}
     if colorizer.compute is not None:
-        figures["compute"] = compute_status(colorizer.compute, device)
+        figures["compute"] = compute_status(colorizer.compute)  # the rest when scored
     out.weights_dir.mkdir(exist_ok=True)
     colorizer.save(out.weights_dir)
     return colorizer, figures
 
 
-def _score(colorizer: Colorizer, ab_pred: np.ndarray, splits: Splits, context: ScoringContext,
-           metrics: list[Metric], out: ModelDir) -> None:
-    """Save a row's predictions, per-image scores and the colorizer's extra files."""
-    L, ab_true = splits.test.arrays()
-    out.write_predictions(ab_pred)
-    with Progress(len(L), f"scoring {out.name}", unit="img") as bar:
-        rows = compute_rows(metrics, L, ab_pred, ab_true, context, progress=bar.update)
-    out.write_rows(rows)
+def _predicted(colorizer: Colorizer, ab: np.ndarray, splits: Splits, out: ModelDir,
+               status: dict, t0: float) -> None:
+    """Record a row's predictions (at the input size) and the colorizer's extras; the row then
+    waits, as status ``predicted``, for :func:`score_rows`."""
+    out.write_raw_predictions(ab)
     colorizer.write_extras(out.path, splits.test)
+    status.update(status="predicted", seconds=round(time.monotonic() - t0, 2),
+                  extra=colorizer.extra_results(splits.test))
 
 
-def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
-              metrics: list[Metric], run: RunDir, device: str, resume: bool,
-              previous: dict | None = None) -> dict:
-    """Fit, save, colorize and score one model; failures become a status, never an exception.
+def score_rows(run: RunDir, labels: tuple[str, ...] | list[str], splits: Splits,
+               context: ScoringContext, metrics: list[Metric]) -> dict[str, dict]:
+    """Score each row of ``labels`` whose status is ``predicted``: upsample its predictions to
+    the evaluation size (bilinear, :func:`harness.resize.resize_ab`), save them, compute the
+    per-image rows. The statuses of all ``labels``; a failure fails its row only."""
+    L, ab_true = splits.test.arrays()
+    statuses = {}
+    for label in labels:
+        out = run.model(label)
+        status = out.status()
+        if status.get("status") == "predicted":
+            t0 = time.monotonic()
+            with _ModelLog(out.log_file):
+                try:
+                    ab_pred = resize_ab(out.raw_predictions(), L.shape[1:])
+                    out.write_predictions(ab_pred)
+                    with Progress(len(L), f"scoring {label}", unit="img") as bar:
+                        rows = compute_rows(metrics, L, ab_pred, ab_true, context,
+                                            progress=bar.update)
+                    out.write_rows(rows)
+                    out.raw_predictions_file.unlink()
+                    if "compute" in status:  # the torch probe, here in a torch process
+                        status["compute"] = with_attainable(status["compute"], context.device)
+                    status.update(status="done",
+                                  seconds=round(status["seconds"] + time.monotonic() - t0, 2))
+                except Exception as exc:
+                    status.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                    log.error("%s: scoring failed:\n%s", label, traceback.format_exc())
+            out.write_status(status)
+        statuses[label] = status
+    return statuses
+
+
+def produce_model(model: Model, cfg: RunConfig, splits: Splits, run: RunDir, device: str,
+                  resume: bool, previous: dict | None = None) -> dict:
+    """Fit, save and predict one model, leaving its row ``predicted`` (see :func:`score_rows`);
+    failures become a status, never an exception.
 
     An oracle (``uses_ground_truth``) is given the test ground truth and marked in its status.
     ``previous`` is the status an interrupted earlier attempt left: its start time is kept and
@@ -194,14 +229,12 @@ def run_model(model: Model, cfg: RunConfig, splits: Splits, context: ScoringCont
         try:
             colorizer, figures = _fit(model, cfg, splits, out, device, resume)
             status.update(figures)
-            L, ab_true = splits.test.arrays()
             oracle = bool(colorizer.uses_ground_truth)
             if oracle:
                 status["uses_ground_truth"] = True
-            ab_pred = colorize(colorizer, L, cfg.data.size, ab_true=ab_true if oracle else None)
-            _score(colorizer, ab_pred, splits, context, metrics, out)
-            status.update(status="done", seconds=round(time.monotonic() - t0, 2),
-                          extra=colorizer.extra_results(splits.test))
+            ab_true = splits.test.arrays()[1] if oracle else None
+            ab = predict(colorizer, run.test_input(), ab_true=ab_true)
+            _predicted(colorizer, ab, splits, out, status, t0)
         except TrainingDiverged as exc:
             status.update(status="failed", error=f"training diverged: {exc}")
             log.error("%s: %s", model.label, status["error"])
@@ -248,10 +281,10 @@ class _FitFailed(Exception):
     """The shared fit of a hint-taking model failed; its rows fail with the fit's error."""
 
 
-def run_hint_rows(model: Model, cfg: RunConfig, splits: Splits, context: ScoringContext,
-                  metrics: list[Metric], run: RunDir, device: str, resume: bool,
-                  pending: dict[str, dict]) -> dict[str, dict]:
-    """A hint-taking model: one fit, then a row ``NAME@N`` per count N of ``cfg.hints``.
+def produce_hint_rows(model: Model, cfg: RunConfig, splits: Splits, run: RunDir, device: str,
+                      resume: bool, pending: dict[str, dict]) -> dict[str, dict]:
+    """A hint-taking model: one fit, then a row ``NAME@N`` per count N of ``cfg.hints``, each
+    left ``predicted`` for :func:`score_rows`.
 
     The fit's log, curve and weights go to ``models/NAME/``; each row gets a directory
     ``models/NAME@N/`` like any model's (status.json with ``hints: N``, log.txt, pred_ab.npy,
@@ -294,10 +327,8 @@ def run_hint_rows(model: Model, cfg: RunConfig, splits: Splits, context: Scoring
                                      sampler=cfg.hints.sampler, patch=cfg.hints.patch)
                 log.info("%s: %d hints per test image (%s, patches %d-%d px)", labels[n], n,
                          cfg.hints.sampler, *cfg.hints.patch)
-                ab_pred = colorize(colorizer, L, L.shape[1], hints=hints)
-                _score(colorizer, ab_pred, splits, context, metrics, row)
-                status.update(status="done", seconds=round(time.monotonic() - t0, 2),
-                              extra=colorizer.extra_results(splits.test))
+                _predicted(colorizer, predict(colorizer, L, hints=hints), splits, row, status,
+                           t0)
             except _FitFailed:
                 status.update(status="failed", error=error)
                 log.error("%s: not scored, the fit failed (see %s)", labels[n], fit.log_file)
@@ -390,7 +421,7 @@ class PreparedRun:
                 run_dir=str(self.run.path), config=config, label=model.label,
                 plugin=model.config.plugin, rows=rows, hinted=hint, device=self.device,
                 resume=resume, previous=left, prior=self.context.prior,
-                log_level=log.getEffectiveLevel(),
+                log_level=log.getEffectiveLevel(), framework=model.entry.framework,
                 title=f"{model.label} ({self.title})" if self.title else ""))
         return specs
 
@@ -530,6 +561,7 @@ def prepare(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_chan
     run.write("data_report", splits.report)
     L, ab_true = splits.test.arrays()
     run.write_test_lab(L, ab_true)
+    run.write_test_input(resize_l(L, cfg.data.size))
     log.info("data: %(used)d images used of %(found)d found", splits.report)
     context = _scoring_context(splits, device, run.path)
     laps.lap("data")

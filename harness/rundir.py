@@ -7,10 +7,12 @@ Layout of ``results/<name>-<timestamp>/`` (every file written atomically)::
     timings.json         wall-clock seconds of each phase (setup, data, each model's fit and
                          scoring, tables, report)
     test_lab.npy         the test images in Lab at the evaluation size (N, E, E, 3)
+    test_input.npy       their L at the models' input size (N, S, S), resized once
     models/<model>/      status.json (with ``compute``: FLOPs and rates of a learned model,
                          see :mod:`harness.train.flops`), log.txt, loss.csv, checkpoints/,
                          weights/, pred_ab.npy (test predictions), scores.npz and
-                         unavailable.json (per-image metric rows)
+                         unavailable.json (per-image metric rows); while a row waits to be
+                         scored, pred_ab_input.npy (its predictions at the input size)
     per_image.csv  summary.csv  table.md  samples.png
     study/               the human-study kit's items and the imported votes
 
@@ -91,6 +93,7 @@ class ModelDir:
     loss_file = property(lambda self: self.path / "loss.csv")
     weights_dir = property(lambda self: self.path / "weights")
     predictions_file = property(lambda self: self.path / "pred_ab.npy")
+    raw_predictions_file = property(lambda self: self.path / "pred_ab_input.npy")
 
     def status(self) -> dict[str, Any]:
         """The model's status.json ({} when it has none)."""
@@ -105,6 +108,13 @@ class ModelDir:
 
     def write_predictions(self, ab: np.ndarray) -> None:
         write_with(self.predictions_file, lambda p: np.save(p, ab))
+
+    def write_raw_predictions(self, ab: np.ndarray) -> None:
+        """Predictions at the size the model was given, before the host upsamples them."""
+        write_with(self.raw_predictions_file, lambda p: np.save(p, ab))
+
+    def raw_predictions(self) -> np.ndarray:
+        return np.load(self.raw_predictions_file, allow_pickle=False)
 
     def predictions(self) -> np.ndarray | None:
         """(N, E, E, 2) ab predictions on the test images, memory-mapped, or None."""
@@ -196,6 +206,7 @@ class RunDir:
     summary_file = property(lambda self: self.path / "summary.csv")
     table_file = property(lambda self: self.path / "table.md")
     test_lab_file = property(lambda self: self.path / "test_lab.npy")
+    test_input_file = property(lambda self: self.path / "test_input.npy")
     study_dir = property(lambda self: self.path / "study")
 
     @property
@@ -258,6 +269,13 @@ class RunDir:
             return np.load(self.test_lab_file, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, EOFError):  # missing, damaged or empty
             return None
+
+    def write_test_input(self, L: np.ndarray) -> None:
+        write_with(self.test_input_file, lambda p: np.save(p, L))
+
+    def test_input(self) -> np.ndarray:
+        """(N, S, S) test L at the models' input size, memory-mapped."""
+        return np.load(self.test_input_file, mmap_mode="r", allow_pickle=False)
 
     def test_names(self) -> list[str]:
         return [str(x) for x in self.read("data_report").get("test_images") or []]

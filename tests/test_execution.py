@@ -47,14 +47,27 @@ class Sleeper(Colorizer):
         return {name: float(name in sys.modules) for name in ("torch", "tensorflow")}
 
 
+class KerasProbe(Sleeper):
+    # fits nothing, but loads Keras the way the Keras trainer does
+
+    def fit(self, train, val, budget, ctx):
+        from harness.keras_env import configure
+
+        configure()
+        import keras  # noqa: F401
+
+
 @hookimpl
 def harness_register_colorizers(register):
     register("sleeper", Sleeper, framework="numpy")
+    register("keras-probe", KerasProbe, framework="keras")
 """
 
 MODELS = """
   - plugin: mean-prior
   - plugin: zhang
+    options: {width: 0.0625, batch_size: 4}
+  - plugin: regression-mse
     options: {width: 0.0625, batch_size: 4}"""
 
 
@@ -101,7 +114,7 @@ def inline_run(tmp_path_factory):
 
 
 def _assert_same_numbers(run_dir, reference):
-    for model in ("mean-prior", "zhang"):
+    for model in ("mean-prior", "zhang", "regression-mse"):
         ours, theirs = _scores(run_dir, model), _scores(reference, model)
         assert ours.keys() == theirs.keys()
         for name in ours:  # threads may differ (one per worker): summation order only
@@ -161,6 +174,26 @@ def test_killed_worker_fails_only_its_model_and_resume_redoes_it(tmp_path, sleep
     assert resumed["extra"]["tensorflow"] == 0.0
     assert json.loads((run_dir / "models" / "gray" / "status.json").read_text()) == gray
     assert len(list(tmp_path.glob("fit-*"))) == 2
+
+
+def test_a_keras_job_never_imports_torch(tmp_path, sleeper):
+    """A Keras model fits and predicts in a TensorFlow-only worker and is scored (LPIPS: torch)
+    in a second one; a numpy model's worker has no TensorFlow."""
+    path = _config(tmp_path, "[{plugin: keras-probe}, {plugin: sleeper}]",
+                   "execution: {backend: process, workers: 2}")
+    os.environ["SLEEPER_FAST"] = "1"
+    try:
+        run_dir, code = _execute(path)
+    finally:
+        del os.environ["SLEEPER_FAST"]
+    assert code == ExitCode.OK
+    probe = json.loads((run_dir / "models" / "keras-probe" / "status.json").read_text())
+    assert probe["status"] == "done"
+    assert probe["extra"] == {"torch": 0.0, "tensorflow": 1.0}
+    assert set(_scores(run_dir, "keras-probe")) >= {"psnr", "ssim"}
+    assert not (run_dir / "models" / "keras-probe" / "pred_ab_input.npy").exists()
+    sleeper_status = json.loads((run_dir / "models" / "sleeper" / "status.json").read_text())
+    assert sleeper_status["extra"]["tensorflow"] == 0.0
 
 
 def test_a_worker_ends_when_its_parent_is_killed(tmp_path, sleeper):

@@ -282,10 +282,10 @@ def attainable(device: str, dtype: str = "float32", cache_root: Path | None = No
     return {**record, "cached": False}
 
 
-def compute_status(compute: TrainingCompute, device: str,
-                   cache_root: Path | None = None) -> dict[str, Any]:
-    """The ``compute`` entry of a model's ``status.json``: the trainer's figures, the achieved
-    rate and its share of the attainable one (None where FLOPs or time are unknown)."""
+def compute_status(compute: TrainingCompute) -> dict[str, Any]:
+    """The ``compute`` entry of a model's ``status.json``: the trainer's figures and the
+    achieved rate (None where FLOPs or time are unknown); :func:`with_attainable` adds the
+    machine's attainable rate. Framework-free: a Keras worker writes it without torch."""
     out: dict[str, Any] = {
         "flops_per_step": compute.flops_per_step, "steps": compute.steps,
         "images": compute.images, "train_seconds": round(compute.train_seconds, 3),
@@ -296,14 +296,24 @@ def compute_status(compute: TrainingCompute, device: str,
     seconds = compute.train_seconds
     if seconds > 0:
         out["images_per_s"] = _significant(compute.images / seconds)
-    if compute.flops_per_step is None or seconds <= 0:
-        return out
-    achieved = compute.flops_per_step * compute.steps / seconds / 1e9
-    probe = attainable(device, compute.dtype, cache_root)
-    out.update(achieved_gflops=_significant(achieved), attainable_gflops=probe["gflops"],
-               percent_of_attainable=_significant(100 * achieved / probe["gflops"]),
-               probe={k: v for k, v in probe.items() if k != "cached"})
+    if compute.flops_per_step is not None and seconds > 0:
+        out["achieved_gflops"] = _significant(compute.flops_per_step * compute.steps / seconds
+                                              / 1e9)
     return out
+
+
+def with_attainable(figures: dict[str, Any], device: str,
+                    cache_root: Path | None = None) -> dict[str, Any]:
+    """:func:`compute_status`'s figures with the attainable rate on ``device`` (the torch probe,
+    :func:`attainable`) and the achieved rate's share of it; unchanged without an achieved
+    rate, or once added."""
+    achieved = figures.get("achieved_gflops")
+    if achieved is None or figures.get("attainable_gflops") is not None:
+        return figures
+    probe = attainable(device, figures["dtype"], cache_root)
+    return {**figures, "attainable_gflops": probe["gflops"],
+            "percent_of_attainable": _significant(100 * achieved / probe["gflops"]),
+            "probe": {k: v for k, v in probe.items() if k != "cached"}}
 
 
 def _load_average() -> float | None:

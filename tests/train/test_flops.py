@@ -130,12 +130,17 @@ def test_compute_status_rates(tmp_path, monkeypatch):
     monkeypatch.setattr(flops, "_MEASURED", {})
     compute = TrainingCompute(flops_per_step=2e9, steps=30, images=480, train_seconds=6.0,
                               parameters=10)
-    out = flops.compute_status(compute, "cpu", cache_root=tmp_path)
+    figures = flops.compute_status(compute)  # framework-free: no probe yet
+    assert figures["achieved_gflops"] == 10.0 and figures["attainable_gflops"] is None
+    out = flops.with_attainable(figures, "cpu", cache_root=tmp_path)
     assert out["achieved_gflops"] == 10.0 and out["attainable_gflops"] == 50.0
     assert out["percent_of_attainable"] == 20.0 and out["images_per_s"] == 80.0
     assert out["probe"]["threads"] >= 1
-    unknown = flops.compute_status(TrainingCompute(None, 30, 480, 6.0, 10), "cpu", tmp_path)
+    assert flops.with_attainable(out, "cpu", cache_root=tmp_path) is out  # added once
+    unknown = flops.with_attainable(
+        flops.compute_status(TrainingCompute(None, 30, 480, 6.0, 10)), "cpu", tmp_path)
     assert unknown["achieved_gflops"] is None and unknown["images_per_s"] == 80.0
+    assert unknown["attainable_gflops"] is None
 
 
 def test_probe_measures_matmul_and_convolution():
