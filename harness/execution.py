@@ -24,11 +24,14 @@ Backends (``execution.backend``; the default comes from ``HARNESS_BACKEND``, els
   that dies (segfault, OOM kill, SIGKILL) fails only its model, its status naming the signal.
 - ``ray``: each job a Ray task asking for its share of CPUs (and ``gpus_per_job`` GPUs on a
   GPU run), on ``ray.init(address=execution.address)``; Ray is imported only then.
+
+Each backend reports its jobs' starts and ends to a :class:`harness.monitor.Monitor`, and the
+``process`` and ``ray`` loops poll it with the running ones: log lines, or tqdm bars on a
+terminal.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import os
@@ -43,14 +46,14 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.progress import RunProgress
+from harness.monitor import Monitor
 from harness.rundir import RunDir
 
 log = logging.getLogger("harness")
 
 #: The backend of a config that does not choose one.
 BACKEND_VAR = "HARNESS_BACKEND"
-#: Seconds between the progress lines of running jobs.
+#: Seconds between the polls of the running jobs' progress (:meth:`Monitor.poll`).
 PROGRESS_SECONDS = 10.0
 
 
@@ -218,60 +221,6 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"worker killed by signal {-code}"
     return f"worker exited with code {code}"
-
-
-class Monitor:
-    """The parent's lines: a job started, its step and loss while running, done or failed."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.finished = total, 0
-        self.started: dict[str, float] = {}
-        self._seen: dict[str, float] = {}
-        self.overall = RunProgress(total)  # job k of n, elapsed, an estimate of the rest
-
-    def start(self, spec: JobSpec, where: str = "") -> None:
-        self.started[spec.name] = time.monotonic()
-        log.info("%s%s", self.overall.next(spec.name), f", {where}" if where else "")
-
-    def poll(self, specs: list[JobSpec]) -> None:
-        """A line per running job whose loss.csv grew since the last poll."""
-        for spec in specs:
-            label = spec.name
-            path = RunDir(spec.run_dir).model(spec.label).loss_file
-            try:
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            if self._seen.get(label) == mtime:
-                continue
-            self._seen[label] = mtime
-            row = _last_row(path)
-            if row:
-                log.info("running %s: step %s, loss %.4g, %.0f img/s", label,
-                         row["step"].split(".")[0], float(row["loss"]),
-                         float(row["images_per_s"] or 0))
-
-    def end(self, spec: JobSpec, statuses: dict[str, dict]) -> None:
-        self.finished += 1
-        seconds = time.monotonic() - self.started.pop(spec.name, time.monotonic())
-        self.overall.finished(seconds)
-        failed = {k: s.get("error", "") for k, s in statuses.items() if s.get("status") != "done"}
-        head = f"[{self.finished}/{self.total}]"
-        if failed:
-            for label, error in failed.items():
-                log.warning("%s failed %s after %.1f s: %s", head, label, seconds, error)
-        else:
-            log.info("%s done %s in %.1f s", head, ", ".join(statuses) or spec.name, seconds)
-
-
-def _last_row(path: Path) -> dict[str, str] | None:
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, csv.Error):
-        return None
-    row = rows[-1] if rows else None
-    return row if row and row.get("loss") and row.get("step") else None
 
 
 def gpu_ids(device: str) -> list[str]:
