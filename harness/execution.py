@@ -84,14 +84,18 @@ class JobSpec:
     gpu: str | None = None  #: ``CUDA_VISIBLE_DEVICES`` for a process worker
     log_level: int = logging.INFO
     sys_path: tuple[str, ...] = ()  #: the parent's import path, for Ray workers
-    title: str = ""  #: how progress lines name the job (a sweep adds the seed); else the label
+    tag: str = ""  #: what progress lines add to the job's name (a sweep: its seed)
     framework: str = "numpy"  #: the model's (its plugin's registration)
     #: ``all``: fit, predict and score; ``produce``: fit and predict; ``score``: score only
     stage: str = "all"
 
     @property
     def name(self) -> str:
-        return self.title or self.label
+        """The job in progress lines: its label, and its tag in brackets."""
+        return self.named(self.label)
+
+    def named(self, what: str) -> str:
+        return f"{what} ({self.tag})" if self.tag else what
 
 
 def stages(spec: JobSpec) -> tuple[str, ...]:

@@ -81,9 +81,11 @@ class Monitor:
         head = f"[{self.finished}/{self.total}]"
         if failed:
             for label, error in failed.items():
-                log.warning("%s failed %s after %.1f s: %s", head, label, seconds, error)
+                log.warning("%s failed %s after %.1f s: %s", head, spec.named(label), seconds,
+                            error)
         else:
-            log.info("%s done %s in %.1f s", head, ", ".join(statuses) or spec.name, seconds)
+            log.info("%s done %s in %.1f s", head, spec.named(", ".join(statuses) or spec.label),
+                     seconds)
         if self.finished == self.total:
             self.close()
 

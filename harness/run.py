@@ -385,7 +385,7 @@ class PreparedRun:
     device: str
     resume: bool
     laps: Laps
-    title: str = ""  #: added to each job's name in progress lines (a sweep's seed)
+    tag: str = ""  #: added to each job's name in progress lines (a sweep's seed)
 
     def rows(self) -> list[str]:
         """Every model row label, in the config's order (``NAME@N`` per hint count)."""
@@ -422,7 +422,7 @@ class PreparedRun:
                 plugin=model.config.plugin, rows=rows, hinted=hint, device=self.device,
                 resume=resume, previous=left, prior=self.context.prior,
                 log_level=log.getEffectiveLevel(), framework=model.entry.framework,
-                title=f"{model.label} ({self.title})" if self.title else ""))
+                tag=self.tag))
         return specs
 
     def inline_inputs(self, label: str) -> tuple:
@@ -440,9 +440,20 @@ def dispatch(runs: list[PreparedRun]) -> None:
     specs = [spec for prepared in runs for spec in prepared.specs()]
     if not specs:
         return
+    monitor = execution.Monitor(len(specs))
+    with contextlib.closing(monitor):  # an interrupted run's bars come down too
+        _dispatch(runs, specs, monitor)
+    if runs[0].cfg.execution.backend != "inline":  # inline laps each model itself
+        for prepared in runs:
+            prepared.laps.lap("models")
+
+
+def _dispatch(runs: list[PreparedRun], specs: list, monitor) -> None:
+    """:func:`dispatch`'s choice of backend."""
+    from harness import execution
+
     by_dir = {str(p.run.path): p for p in runs}
     chosen = runs[0].cfg.execution
-    monitor = execution.Monitor(len(specs))
     if chosen.backend == "inline":
 
         def inputs(spec):
@@ -468,9 +479,6 @@ def dispatch(runs: list[PreparedRun]) -> None:
         execution.run_processes(specs, workers, available_cores(), gpus, monitor)
     else:
         execution.run_ray(specs, chosen.workers, chosen.address, chosen.gpus_per_job, monitor)
-    if chosen.backend != "inline":  # inline laps each model itself
-        for prepared in runs:
-            prepared.laps.lap("models")
 
 
 def load_trained(run_dir: Path, model: str, registry: Registry | None = None) -> Colorizer:
@@ -526,7 +534,7 @@ def execute(cfg: RunConfig, registry: Registry, run_dir: Path | None = None,
 
 
 def prepare(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_changes: bool,
-            stack: contextlib.ExitStack, title: str = "") -> PreparedRun:
+            stack: contextlib.ExitStack, tag: str = "") -> PreparedRun:
     """Check, create (or reopen and lock, to resume ``run_dir``) the run directory, and write
     what every job reads: config, environment, data report, test Lab, the scoring context.
 
@@ -566,7 +574,7 @@ def prepare(cfg: RunConfig, registry: Registry, run_dir: Path | None, allow_chan
     context = _scoring_context(splits, device, run.path)
     laps.lap("data")
     return PreparedRun(cfg, models, metrics, hinted, run, splits, context, device, resume,
-                       laps, title)
+                       laps, tag)
 
 
 def finish(prepared: PreparedRun) -> int:
