@@ -1,6 +1,7 @@
 """The main job under ``inline`` and under ``process`` with 2 workers: wall time and numbers.
 
-    python benchmarks/bench_execution.py [CONFIG] [--repeats 3] [--set budget.steps=2500 ...]
+    python benchmarks/bench_execution.py [CONFIG] [--repeats 3] [--workers 2]
+                                         [--set budget.steps=2500 ...]
 
 Each repeat runs ``harness run`` once per backend, in a fresh process each and in alternating
 order (inline first on even repeats, process first on odd ones), so drift in the machine's
@@ -26,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REDUCED = ["budget.steps=300"]
 
 
-def _run(config: str, overrides: list[str], backend: str, out: Path) -> tuple[float, Path]:
+def _run(config: str, overrides: list[str], backend: str, out: Path, workers: int
+         ) -> tuple[float, Path]:
     sets = [*overrides, f"execution.backend={backend}", f"output_dir={out}", "report.samples=0"]
     if backend == "process":
-        sets.append("execution.workers=2")
+        sets.append(f"execution.workers={workers}")
     cmd = [sys.executable, "-m", "harness", "run", config,
            *(x for s in sets for x in ("--set", s))]
     t0 = time.monotonic()
@@ -39,19 +41,26 @@ def _run(config: str, overrides: list[str], backend: str, out: Path) -> tuple[fl
     return seconds, max(out.iterdir(), key=lambda p: p.stat().st_mtime)
 
 
-def _largest_difference(a: Path, b: Path) -> dict[str, float]:
+def _largest_difference(a: Path, b: Path) -> dict[str, tuple[str, float, float]]:
+    """Per model, the metric whose value differs most between the runs relative to the width of
+    its 95% interval: ``(metric, |difference|, |difference| / interval width)``."""
     import pandas as pd
 
     x, y = (pd.read_csv(p / "summary.csv") for p in (a, b))
     merged = x.merge(y, on=["model", "metric"], suffixes=("_a", "_b"))
     merged["diff"] = (merged["value_a"] - merged["value_b"]).abs()
-    return merged.groupby("model")["diff"].max().to_dict()
+    width = (merged["ci_high_a"] - merged["ci_low_a"]).abs()
+    merged["share"] = (merged["diff"] / width.where(width > 0)).fillna(0.0)
+    top = merged.sort_values(["share", "diff"]).groupby("model").tail(1)
+    return {r.model: (r.metric, r.diff, r.share) for r in top.itertuples()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", nargs="?", default=str(ROOT / "configs" / "all.yaml"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="process workers (default 2; "
+                        "1 gives every job all cores, as inline does: the same numbers)")
     parser.add_argument("--set", dest="overrides", action="append", default=None,
                         metavar="KEY=VALUE", help=f"config override (default: {REDUCED})")
     args = parser.parse_args()
@@ -65,7 +74,7 @@ def main() -> None:
     cfg = load_config(args.config, overrides)
     load_splits(cfg.data, load_registry(cfg.plugins, config_dir=cfg.plugin_dir), cfg.seed)
     times: dict[str, list[float]] = {"inline": [], "process": []}
-    diffs: dict[str, float] = {}
+    diffs: dict[str, tuple[str, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-execution-") as scratch:
         for i in range(args.repeats):
             order = ("inline", "process") if i % 2 == 0 else ("process", "inline")
@@ -73,21 +82,23 @@ def main() -> None:
             for backend in order:
                 out = Path(scratch) / f"{backend}-{i}"
                 out.mkdir()
-                seconds, dirs[backend] = _run(args.config, overrides, backend, out)
+                seconds, dirs[backend] = _run(args.config, overrides, backend, out,
+                                              args.workers)
                 times[backend].append(seconds)
                 print(f"repeat {i + 1}/{args.repeats} {backend}: {seconds:.1f} s", flush=True)
             for model, d in _largest_difference(dirs["inline"], dirs["process"]).items():
-                diffs[model] = max(diffs.get(model, 0.0), d)
+                diffs[model] = max(diffs.get(model, d), d, key=lambda t: (t[2], t[1]))
     print(f"\n{'backend':<22} {'min':>8} {'median':>8} {'max':>8}")
     for backend, values in times.items():
-        label = backend + (" (2 workers)" if backend == "process" else "")
+        label = backend + (f" ({args.workers} workers)" if backend == "process" else "")
         print(f"{label:<22} {min(values):8.1f} {statistics.median(values):8.1f} "
               f"{max(values):8.1f}")
     ratio = statistics.median(times["process"]) / statistics.median(times["inline"])
     print(f"\nprocess / inline (medians): {ratio:.2f}")
-    print("largest |inline - process| of a summary.csv value, per model:")
-    for model, d in sorted(diffs.items()):
-        print(f"  {model:<24} {d:.3g}")
+    print("largest |inline - process| of a summary.csv value, per model, relative to the "
+          "width of its 95% interval:")
+    for model, (metric, d, share) in sorted(diffs.items()):
+        print(f"  {model:<24} {metric:<22} {d:10.3g}  {100 * share:5.1f}% of the interval")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Model jobs, and the backends that run them: inline, spawned processes, Ray tasks.
 
-A *model job* fits, saves, colorizes, scores and writes one model's rows into the run
-directory (:func:`harness.run.run_model`, or :func:`harness.run.run_hint_rows` for a
-hint-taking model's ``NAME@N`` rows). Outside ``inline`` it needs nothing from the parent
+A *model job* fits, saves, predicts, scores and writes one model's rows into the run
+directory: :func:`harness.run.produce_model` (or :func:`harness.run.produce_hint_rows` for a
+hint-taking model's ``NAME@N`` rows) leaves each row ``predicted``, then
+:func:`harness.run.score_rows` scores it. Outside ``inline`` a Keras model's job runs the two
+in two workers, so that neither holds both frameworks (:func:`stages`); every other job runs
+both in one. Outside ``inline`` a job needs nothing from the parent
 process but its :class:`JobSpec`: it reads the config from the spec, the images from the shared
 memory-mapped Lab cache (:func:`harness.data.loader.load_splits` finds the parent's cache and
 reuses it) and the training prior of the scoring context from the spec, and it writes its
@@ -18,12 +21,14 @@ Backends (``execution.backend``; the default comes from ``HARNESS_BACKEND``, els
 - ``inline``: every job in this process, one after another (the run before workers existed);
   for debugging, and the test suite.
 - ``process``: each job in a fresh process started with ``spawn``, ``execution.workers`` at a
-  time. A worker imports only what its model's plugin imports. On a GPU machine each worker
+  time. A worker imports only the framework its model's plugin needs (and torch for scoring,
+  in a worker of its own for a Keras model). On a GPU machine each worker
   sees one GPU (``CUDA_VISIBLE_DEVICES``); on a CPU the cores are split between the workers
   and each gives torch and TensorFlow its share of threads (``threads:`` overrides). A worker
   that dies (segfault, OOM kill, SIGKILL) fails only its model, its status naming the signal.
-- ``ray``: each job a Ray task asking for its share of CPUs (and ``gpus_per_job`` GPUs on a
-  GPU run), on ``ray.init(address=execution.address)``; Ray is imported only then.
+- ``ray``: each job (each of its stages) a Ray task in a fresh worker process, asking for its
+  share of CPUs (and ``gpus_per_job`` GPUs on a GPU run), on
+  ``ray.init(address=execution.address)``; Ray is imported only then.
 
 Each backend reports its jobs' starts and ends to a :class:`harness.monitor.Monitor`, and the
 ``process`` and ``ray`` loops poll it with the running ones: log lines, or tqdm bars on a

@@ -1,11 +1,13 @@
-"""One benchmark run: data, then per model fit -> save -> colorize -> score, then the table.
+"""One benchmark run: prepare (checks, data, scoring context), then per model a job (fit ->
+save -> predict, then score), then the tables and report.
 
-The files it writes, and their layout, belong to :mod:`harness.rundir`. A hint-taking model
-(``takes_hints``) is fitted once into ``models/<model>/`` (log, curve, weights) and scored once
-per count of the config's ``hints:`` list, each count a model row of its own,
-``models/<model>@<N>/`` (see :func:`run_hint_rows`). ``--resume`` reuses the directory:
-finished models (and finished ``<model>@<N>`` rows) are skipped, unfinished ones continue from
-their last checkpoint.
+A run is :func:`prepare`, :func:`dispatch` (the jobs of one run, or of a sweep's runs, on the
+configured backend of :mod:`harness.execution`) and :func:`finish`. The files it writes, and
+their layout, belong to :mod:`harness.rundir`. A hint-taking model (``takes_hints``) is fitted
+once into ``models/<model>/`` (log, curve, weights) and scored once per count of the config's
+``hints:`` list, each count a model row of its own, ``models/<model>@<N>/`` (see
+:func:`produce_hint_rows`). ``--resume`` reuses the directory: finished models (and finished
+``<model>@<N>`` rows) are skipped, unfinished ones continue from their last checkpoint.
 """
 
 from __future__ import annotations
@@ -359,7 +361,7 @@ def _hint_taking(cfg: RunConfig, models: list[Model]) -> set[str]:
         if chosen is not None and not assisted:
             try:
                 assisted = bool(chosen.build().uses_ground_truth)
-            except Exception:  # its own run_model reports why it cannot be built
+            except Exception:  # its own job reports why it cannot be built
                 assisted = False
         if assisted:
             raise ConfigError(f"report.reference: {ref} is user-assisted or an oracle; the "
