@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -174,6 +175,43 @@ def test_killed_worker_fails_only_its_model_and_resume_redoes_it(tmp_path, sleep
     assert resumed["extra"]["tensorflow"] == 0.0
     assert json.loads((run_dir / "models" / "gray" / "status.json").read_text()) == gray
     assert len(list(tmp_path.glob("fit-*"))) == 2
+
+
+def test_killed_worker_of_a_learned_model_resumes_from_its_checkpoint(tmp_path):
+    """SIGKILL of a training worker (a real model, checkpointing): only it fails, naming the
+    signal, and --resume continues it from its newest checkpoint, not from step 0."""
+    import multiprocessing as mp
+
+    models = ("[{plugin: zhang, budget: {minutes: 0.3}, options: {width: 0.0625, batch_size: 4,"
+              " checkpoint_minutes: 0.005}}, {plugin: mean-prior}]")
+    path = _config(tmp_path, models, "execution: {backend: process, workers: 2}")
+    result = []
+    runner = threading.Thread(target=lambda: result.append(_execute(path)))
+    runner.start()
+    deadline, worker = time.monotonic() + 120, None
+    while worker is None and time.monotonic() < deadline:
+        found = list((tmp_path / "results").glob("t-*/models/zhang/checkpoints/last.pt"))
+        if found:
+            worker = next((p for p in mp.active_children() if "zhang" in p.name), None)
+        time.sleep(0.05)
+    assert worker is not None, "zhang never wrote a checkpoint"
+    time.sleep(1.0)  # a few more checkpoints
+    os.kill(worker.pid, signal.SIGKILL)
+    runner.join(120)
+    run_dir, code = result[0]
+    assert code == ExitCode.MODEL_FAILED
+    killed = json.loads((run_dir / "models" / "zhang" / "status.json").read_text())
+    assert killed["status"] == "failed" and "worker killed by SIGKILL" in killed["error"]
+    kept = json.loads((run_dir / "models" / "mean-prior" / "status.json").read_text())
+    assert kept["status"] == "done"
+
+    _, code = _execute(path, run_dir=run_dir)
+    assert code == ExitCode.OK
+    resumed = re.search(r"resuming from step (\d+)",
+                        (run_dir / "models" / "zhang" / "log.txt").read_text())
+    assert resumed and int(resumed.group(1)) > 0
+    assert json.loads((run_dir / "models" / "zhang" / "status.json").read_text())["resumed"]
+    assert json.loads((run_dir / "models" / "mean-prior" / "status.json").read_text()) == kept
 
 
 def test_a_keras_job_never_imports_torch(tmp_path, sleeper):
