@@ -58,8 +58,6 @@ log = logging.getLogger("harness")
 
 #: The backend of a config that does not choose one.
 BACKEND_VAR = "HARNESS_BACKEND"
-#: Seconds between the polls of the running jobs' progress (:meth:`Monitor.poll`).
-PROGRESS_SECONDS = 10.0
 
 
 def default_backend() -> str:
@@ -275,7 +273,7 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
                     log.debug("scoring %s in a torch worker, %s", spec.name, where)
                 else:
                     monitor.start(spec, where)
-            for sentinel in wait(list(running), timeout=PROGRESS_SECONDS):
+            for sentinel in wait(list(running), timeout=monitor.interval):
                 proc, spec = running.pop(sentinel)
                 proc.join()
                 if spec.gpu is not None:
@@ -343,7 +341,7 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
                 if spec.stage != "score":
                     monitor.start(spec, f"Ray task, {cpus} CPU" + (f", {gpus_per_job} GPU"
                                                                      if gpu else ""))
-            done, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_SECONDS)
+            done, _ = ray.wait(list(running), num_returns=1, timeout=monitor.interval)
             for ref in done:
                 spec = running.pop(ref)
                 try:

@@ -1,7 +1,7 @@
 """What the parent shows of its model jobs: log lines, or tqdm bars on a terminal.
 
 Every backend of :mod:`harness.execution` reports to one :class:`Monitor`: a job started, the
-running jobs at each poll (every :data:`harness.execution.PROGRESS_SECONDS` in the ``process``
+running jobs at each poll (every :attr:`Monitor.interval` seconds in the ``process``
 and ``ray`` loops; ``inline`` jobs are never polled, their trainers draw their own bars), a job
 ended. A running job's step, loss and images/s are the last row of its ``loss.csv``
 (:class:`harness.progress.LossLog`), of which a poll reads only the header and the tail.
@@ -51,6 +51,8 @@ class Monitor:
         if bars is None:
             bars = stream.isatty()
         self._bars = _Bars(total, stream) if bars and total else None
+        #: seconds between polls: bars move every 2 s; log lines come at most every 10 s
+        self.interval = 2.0 if self._bars is not None else 10.0
 
     def start(self, spec: JobSpec, where: str = "") -> None:
         self.started[spec.name] = time.monotonic()
