@@ -24,8 +24,9 @@ script), each a workaround for one of the two hurting the other:
 - Load order: torch and, where installed, Triton are imported before TensorFlow. Triton's
   native library (which torch loads lazily, e.g. when an optimizer is first created) and
   TensorFlow's each carry their own LLVM; loaded after TensorFlow, Triton's segfaults the
-  process (seen again on 2026-12-02: torch imported after a Keras fit, then LPIPS loaded:
-  SIGSEGV). torch's intra-op pool is sized then too (:func:`harness.threads.configure_torch`).
+  process. torch imported after a Keras fit also segfaulted when LPIPS built its network
+  (seen on 2026-12-02; Triton was not loaded when torch was imported, but may have been by
+  then). torch's intra-op pool is sized then too (:func:`harness.threads.configure_torch`).
 - Memory: see :func:`generator_dataset_malloc`, which the Keras trainer wraps around a fit:
   glibc's malloc setting that TensorFlow fixes would slow every later torch step.
 
