@@ -348,8 +348,7 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
                     ray.get(ref)
                     rows = _finished_rows(spec, 0)
                 except Exception as exc:  # the worker died or the task could not run
-                    rows = worker_failure(spec, f"Ray task failed: {type(exc).__name__}: "
-                                                f"{str(exc).splitlines()[0] if str(exc) else ''}")
+                    rows = worker_failure(spec, describe_ray_failure(ray, exc))
                 follow = _next_stage(spec, rows)
                 if follow is not None:
                     pending.insert(0, follow)
@@ -359,6 +358,21 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
     finally:
         for ref in running:
             ray.cancel(ref, force=True)
+
+
+def describe_ray_failure(ray, exc: BaseException) -> str:
+    """What a Ray task's failure says in the model's status: how its worker ended, when Ray
+    knows (it does not pass on the signal of a killed worker: its raylet log names it)."""
+    errors = ray.exceptions
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, errors.OutOfMemoryError):
+        return f"Ray killed the worker: the node ran out of memory ({first})"
+    if isinstance(exc, errors.WorkerCrashedError):
+        return ("Ray worker died (a signal such as SIGKILL or SIGSEGV, or an out-of-memory "
+                "kill; the node's raylet log names it)")
+    if isinstance(exc, errors.NodeDiedError):
+        return f"the Ray node running the job died ({first})"
+    return f"Ray task failed: {type(exc).__name__}: {first}"
 
 
 def run_inline(specs: list[JobSpec], inputs: Callable[[JobSpec], tuple], monitor: Monitor,

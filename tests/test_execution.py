@@ -132,16 +132,38 @@ def test_process_backend_gives_the_inline_numbers(tmp_path, inline_run):
     assert "fitting zhang" in (run_dir / "models" / "zhang" / "log.txt").read_text()
 
 
-def test_ray_backend_gives_the_inline_numbers(tmp_path, inline_run):
+@pytest.fixture
+def local_ray():
+    """A local Ray instance of 2 CPUs, started by the test, no network."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        run_dir, code = _execute(_config(tmp_path), "execution.backend=ray",
-                                 "execution.workers=2")
-    finally:
-        ray.shutdown()
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_backend_gives_the_inline_numbers(tmp_path, inline_run, local_ray):
+    run_dir, code = _execute(_config(tmp_path), "execution.backend=ray", "execution.workers=2")
     assert code == ExitCode.OK
     _assert_same_numbers(run_dir, inline_run)
+
+
+def test_killed_ray_worker_fails_only_its_model(tmp_path, sleeper, local_ray):
+    path = _config(tmp_path, "[{plugin: sleeper}, {plugin: gray}]",
+                   "execution: {backend: ray, workers: 2}")
+    result = []
+    runner = threading.Thread(target=lambda: result.append(_execute(path)))
+    runner.start()
+    pid_file = tmp_path / "pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    runner.join(120)
+    run_dir, code = result[0]
+    assert code == ExitCode.MODEL_FAILED
+    killed = json.loads((run_dir / "models" / "sleeper" / "status.json").read_text())
+    assert killed["status"] == "failed" and "Ray worker died" in killed["error"]
+    assert json.loads((run_dir / "models" / "gray" / "status.json").read_text())["status"] == "done"
 
 
 def test_killed_worker_fails_only_its_model_and_resume_redoes_it(tmp_path, sleeper,
