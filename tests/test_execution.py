@@ -147,9 +147,11 @@ def test_ray_backend_gives_the_inline_numbers(tmp_path, inline_run, local_ray):
     _assert_same_numbers(run_dir, inline_run)
 
 
-def test_killed_ray_worker_fails_only_its_model(tmp_path, sleeper, local_ray):
+def _kill_the_sleeper(tmp_path, backend: str) -> tuple[Path, str, dict, dict]:
+    """Run sleeper and gray on two workers of ``backend``, SIGKILL the sleeper's worker once it
+    fits; the run's path and config, and the two statuses it left."""
     path = _config(tmp_path, "[{plugin: sleeper}, {plugin: gray}]",
-                   "execution: {backend: ray, workers: 2}")
+                   f"execution: {{backend: {backend}, workers: 2}}")
     result = []
     runner = threading.Thread(target=lambda: result.append(_execute(path)))
     runner.start()
@@ -161,30 +163,21 @@ def test_killed_ray_worker_fails_only_its_model(tmp_path, sleeper, local_ray):
     runner.join(120)
     run_dir, code = result[0]
     assert code == ExitCode.MODEL_FAILED
-    killed = json.loads((run_dir / "models" / "sleeper" / "status.json").read_text())
-    assert killed["status"] == "failed" and "Ray worker died" in killed["error"]
-    assert json.loads((run_dir / "models" / "gray" / "status.json").read_text())["status"] == "done"
+    killed, gray = (json.loads((run_dir / "models" / m / "status.json").read_text())
+                    for m in ("sleeper", "gray"))
+    assert killed["status"] == "failed" and gray["status"] == "done"
+    return run_dir, path, killed, gray
+
+
+def test_killed_ray_worker_fails_only_its_model(tmp_path, sleeper, local_ray):
+    _, _, killed, _ = _kill_the_sleeper(tmp_path, "ray")
+    assert "Ray worker died" in killed["error"]
 
 
 def test_killed_worker_fails_only_its_model_and_resume_redoes_it(tmp_path, sleeper,
                                                                  monkeypatch):
-    path = _config(tmp_path, "[{plugin: sleeper}, {plugin: gray}]",
-                   "execution: {backend: process, workers: 2}")
-    result = []
-    runner = threading.Thread(target=lambda: result.append(_execute(path)))
-    runner.start()
-    pid_file = tmp_path / "pid"
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-    runner.join(60)
-    run_dir, code = result[0]
-    assert code == ExitCode.MODEL_FAILED
-    killed = json.loads((run_dir / "models" / "sleeper" / "status.json").read_text())
-    assert killed["status"] == "failed" and "worker killed by SIGKILL" in killed["error"]
-    gray = json.loads((run_dir / "models" / "gray" / "status.json").read_text())
-    assert gray["status"] == "done"
+    run_dir, path, killed, gray = _kill_the_sleeper(tmp_path, "process")
+    assert "worker killed by SIGKILL" in killed["error"]
 
     monkeypatch.setenv("SLEEPER_FAST", "1")
     _, code = _execute(path, run_dir=run_dir)
