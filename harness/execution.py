@@ -154,14 +154,13 @@ def run_job(spec: JobSpec, capture: bool = True) -> dict[str, dict]:
         "tensorflow": cfg.threads.tensorflow or spec.threads}).apply()
     registry = load_registry(cfg.plugins, config_dir=cfg.plugin_dir)
     splits = load_splits(cfg.data, registry, cfg.seed)
+    model = (None if spec.stage == "score" else
+             next(m for m in resolve_models(cfg, registry) if m.label == spec.label))
     if spec.stage == "produce":  # the model's framework only: no metric, no scoring context
         from harness import keras_env
 
-        os.environ[keras_env.ISOLATED_VAR] = "1"
-        model = next(m for m in resolve_models(cfg, registry) if m.label == spec.label)
+        os.environ[keras_env.ISOLATED_VAR] = "1"  # read when the model's class is imported
         return perform(spec, model, cfg, splits, None, [], run)
-    model = (None if spec.stage == "score" else
-             next(m for m in resolve_models(cfg, registry) if m.label == spec.label))
     metrics = resolve_metrics(cfg, registry)
     context = ScoringContext(bins=zhang313(), prior=spec.prior, device=spec.device,
                              truth=TruthStore(spill_dir=run.path))
@@ -278,12 +277,7 @@ def run_processes(specs: list[JobSpec], workers: int, cores: int, gpus: list[str
                 proc.join()
                 if spec.gpu is not None:
                     free.append(spec.gpu)
-                rows = _finished_rows(spec, proc.exitcode)
-                follow = _next_stage(spec, rows)
-                if follow is not None:
-                    pending.insert(0, follow)
-                else:
-                    monitor.end(spec, rows)
+                _stage_ended(spec, _finished_rows(spec, proc.exitcode), pending, monitor)
             monitor.poll([spec for _, spec in running.values()])
     finally:  # interrupted: stop the workers; their models resume from their checkpoints
         for proc, _ in running.values():
@@ -302,11 +296,14 @@ def _finished_rows(spec: JobSpec, exitcode: int) -> dict[str, dict]:
     return worker_failure(spec, describe_exit(exitcode))
 
 
-def _next_stage(spec: JobSpec, rows: dict[str, dict]) -> JobSpec | None:
-    """The scoring stage of a job that has rows waiting for it, else None (the job ended)."""
+def _stage_ended(spec: JobSpec, rows: dict[str, dict], pending: list[JobSpec],
+                 monitor: Monitor) -> None:
+    """After a stage: queue the job's scoring stage first when rows wait for it, else the job
+    has ended and ``monitor`` hears of it."""
     if spec.stage == "produce" and any(s.get("status") == "predicted" for s in rows.values()):
-        return dataclasses.replace(spec, stage="score")
-    return None
+        pending.insert(0, dataclasses.replace(spec, stage="score"))
+    else:
+        monitor.end(spec, rows)
 
 
 def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
@@ -349,11 +346,7 @@ def run_ray(specs: list[JobSpec], workers: int | None, address: str | None,
                     rows = _finished_rows(spec, 0)
                 except Exception as exc:  # the worker died or the task could not run
                     rows = worker_failure(spec, describe_ray_failure(ray, exc))
-                follow = _next_stage(spec, rows)
-                if follow is not None:
-                    pending.insert(0, follow)
-                else:
-                    monitor.end(spec, rows)
+                _stage_ended(spec, rows, pending, monitor)
             monitor.poll(list(running.values()))
     finally:
         for ref in running:

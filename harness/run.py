@@ -389,11 +389,15 @@ class PreparedRun:
     laps: Laps
     tag: str = ""  #: added to each job's name in progress lines (a sweep's seed)
 
+    def model_rows(self, model: Model) -> tuple[str, ...]:
+        """The row labels of one model: its label, or ``NAME@N`` per hint count."""
+        if model.label in self.hinted:
+            return tuple(f"{model.label}@{n}" for n in self.cfg.hints.counts)
+        return (model.label,)
+
     def rows(self) -> list[str]:
-        """Every model row label, in the config's order (``NAME@N`` per hint count)."""
-        counts = self.cfg.hints.counts if self.cfg.hints else ()
-        return [label for m in self.models for label in
-                ([f"{m.label}@{n}" for n in counts] if m.label in self.hinted else [m.label])]
+        """Every model row label, in the config's order."""
+        return [label for m in self.models for label in self.model_rows(m)]
 
     def specs(self) -> list:
         """A :class:`~harness.execution.JobSpec` per model with rows still to run; the rows
@@ -406,8 +410,7 @@ class PreparedRun:
         specs = []
         for model in self.models:
             hint = model.label in self.hinted
-            rows = (tuple(f"{model.label}@{n}" for n in self.cfg.hints.counts) if hint
-                    else (model.label,))
+            rows = self.model_rows(model)
             left = {}
             for label in rows:
                 again, previous = _needs_running(self.run.model(label), self.resume, len(L),
